@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: Allmende developers
+# Apache License 2.0 (see galaxy.yml)
+"""Load and validate Allmende release manifests (releases/<name>.yml)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+
+RELEASE_NAME = re.compile(r"^\d{4}\.[12]$")
+SOURCES = ("debian", "pypi", "upstream", "container")
+
+
+class ManifestError(Exception):
+    """One or more problems in a release manifest; str() lists all of them."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super(ManifestError, self).__init__("\n".join(self.problems))
+
+
+def releases_dir(collection_root):
+    return os.path.join(collection_root, "releases")
+
+
+def current_release(collection_root):
+    index = os.path.join(releases_dir(collection_root), "index.yml")
+    with open(index) as handle:
+        data = yaml.safe_load(handle) or {}
+    name = str(data.get("current", ""))
+    if not name:
+        raise ManifestError(["%s: field 'current' is missing" % index])
+    return name
+
+
+def available_releases(collection_root):
+    names = []
+    for entry in sorted(os.listdir(releases_dir(collection_root))):
+        stem, ext = os.path.splitext(entry)
+        if ext == ".yml" and RELEASE_NAME.match(stem):
+            names.append(stem)
+    return names
+
+
+def validate(data, origin):
+    """Return every problem of a manifest as '<origin>: <field>: <problem>'."""
+    problems = []
+
+    def add(field, message):
+        problems.append("%s: %s: %s" % (origin, field, message))
+
+    if not isinstance(data, dict):
+        return ["%s: the manifest must be a mapping" % origin]
+    name = str(data.get("release", ""))
+    if not RELEASE_NAME.match(name):
+        add("release", "expected YYYY.1 or YYYY.2, got %r" % data.get("release"))
+    base = data.get("base")
+    if not isinstance(base, dict):
+        add("base", "missing (distribution and suite)")
+    else:
+        for key in ("distribution", "suite"):
+            if not base.get(key):
+                add("base.%s" % key, "missing")
+    components = data.get("components")
+    if not isinstance(components, dict) or not components:
+        add("components", "missing or empty")
+        components = {}
+    for cname, comp in sorted(components.items()):
+        field = "components.%s" % cname
+        if not isinstance(comp, dict):
+            add(field, "must be a mapping")
+            continue
+        source = comp.get("source")
+        if source not in SOURCES:
+            add(field + ".source", "must be one of %s, got %r" % (", ".join(SOURCES), source))
+        if not comp.get("version"):
+            add(field + ".version", "missing")
+        if source == "debian" and not comp.get("apt"):
+            add(field + ".apt", "missing (Debian package version pattern, e.g. '1.2.3-*')")
+    return problems
+
+
+def load(collection_root, name=None):
+    """The manifest of release `name` (default: the current one), validated."""
+    name = str(name) if name else current_release(collection_root)
+    if not RELEASE_NAME.match(name):
+        raise ManifestError(["allmende_release: %r is not a release name (expected YYYY.1 or YYYY.2)" % name])
+    path = os.path.join(releases_dir(collection_root), "%s.yml" % name)
+    if not os.path.isfile(path):
+        known = ", ".join(available_releases(collection_root)) or "none"
+        raise ManifestError(["allmende_release: no manifest for release %s (known: %s)" % (name, known)])
+    with open(path) as handle:
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise ManifestError(["%s: not valid YAML: %s" % (path, exc)]) from exc
+    problems = validate(data, "releases/%s.yml" % name)
+    if problems:
+        raise ManifestError(problems)
+    return data
+
+
+def get(data, key, origin="manifest"):
+    """A dotted key (components.ceph.version) from a manifest."""
+    node = data
+    walked = []
+    for part in key.split("."):
+        walked.append(part)
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError("%s has no %s" % (origin, ".".join(walked)))
+        node = node[part]
+    return node

@@ -1,0 +1,292 @@
+"""The `allmende` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from allmende import __version__, paths, testbed
+from allmende.apply import ApplyRequest, ApplyResult, UsageError, apply
+from allmende.progress import failure_table, host_table, make_progress
+from allmende.runs import RunNotFound, find_run, list_runs
+
+EXIT_USAGE = 2
+
+
+def default_inventory() -> list[str]:
+    env = os.environ.get("ALLMENDE_INVENTORY")
+    if env:
+        return [p for p in env.split(",") if p]
+    tb = testbed.Testbed.load("default")
+    if tb is not None and tb.inventory_dir.exists():
+        return [str(tb.inventory_dir)]
+    return []
+
+
+def cmd_apply(args: argparse.Namespace, console: Console) -> int:
+    inventories = args.inventory or default_inventory()
+    if not inventories:
+        console.print("[red]no inventory:[/] pass -i INVENTORY, set ALLMENDE_INVENTORY, or run `allmende testbed up`")
+        return EXIT_USAGE
+    request = ApplyRequest(
+        target=args.target,
+        inventories=inventories,
+        limit=args.limit,
+        tags=args.tags,
+        skip_tags=args.skip_tags,
+        check=args.check,
+        diff=args.diff,
+        extra_vars=args.extra_vars or [],
+        verbosity=args.verbose,
+        forks=args.forks,
+    )
+    mode = "json" if args.json else args.progress
+    try:
+        result = apply(request, make_progress(mode, console))
+    except UsageError as exc:
+        console.print("[red]refusing to run:[/]")
+        for line in str(exc).splitlines():
+            console.print(f"  - {line}", markup=False, highlight=False)
+        return EXIT_USAGE
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "event": "run_end",
+                    "id": result.run_id,
+                    "rc": result.rc,
+                    "status": result.status,
+                    "failed_hosts": result.tracker.failed_hosts,
+                    "failures": [f.__dict__ for f in result.tracker.final_failures()],
+                    "run_dir": str(result.run_path),
+                },
+                sort_keys=True,
+            )
+        )
+        return result.rc
+    report(result, console)
+    return result.rc
+
+
+def report(result: ApplyResult, console: Console) -> None:
+    tracker = result.tracker
+    if tracker.hosts:
+        console.print(host_table(tracker, title="Recap", live=False))
+    if tracker.no_hosts_matched:
+        console.print("[yellow]warning:[/] a play matched no hosts (check --limit and the inventory groups)")
+    failures = tracker.final_failures()
+    if failures:
+        console.print(failure_table(failures))
+    elif result.rc != 0 and result.stdout_tail:
+        console.print(f"[red]ansible-playbook stopped before any host ran (rc={result.rc}):[/]")
+        console.print(result.stdout_tail, markup=False, highlight=False)
+    verdict = "[green]succeeded[/]" if result.ok else f"[red]{result.status}[/] (rc={result.rc})"
+    console.print(f"run {result.run_id} {verdict}; artifacts: {result.run_path}", highlight=False)
+
+
+def cmd_runs(args: argparse.Namespace, console: Console) -> int:
+    state = paths.state_dir()
+    if args.runs_cmd == "show":
+        try:
+            record = find_run(state, args.id)
+        except RunNotFound as exc:
+            console.print(f"[red]{exc}[/]")
+            return EXIT_USAGE
+        if args.stdout:
+            sys.stdout.write(record.stdout())
+            return 0
+        if args.events:
+            for event in record.events():
+                print(json.dumps(event, sort_keys=True))
+            return 0
+        s = record.summary
+        console.print(
+            f"[bold]run {record.id}[/]  target {s.get('target')}  status {s.get('status')}  rc {s.get('rc')}",
+            highlight=False,
+        )
+        console.print(
+            f"playbook: {s.get('playbook')}\ninventory: {', '.join(s.get('inventories') or [])}", highlight=False
+        )
+        for key in ("limit", "tags", "skip_tags"):
+            if s.get(key):
+                console.print(f"{key}: {s[key]}", highlight=False)
+        if s.get("check"):
+            console.print("check mode")
+        started = s.get("started")
+        if started:
+            console.print(
+                f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}, "
+                f"took {s.get('duration', '?')} s"
+            )
+        table = Table(title="Recap", title_justify="left")
+        for col in ("host", "ok", "changed", "failed", "unreachable", "skipped"):
+            table.add_column(col, justify="left" if col == "host" else "right")
+        for name, h in (s.get("hosts") or {}).items():
+            table.add_row(name, *(str(h.get(k, 0)) for k in ("ok", "changed", "failed", "unreachable", "skipped")))
+        console.print(table)
+        if s.get("failures"):
+            from allmende.events import Failure
+
+            console.print(failure_table([Failure(**f) for f in s["failures"]]))
+        elif s.get("stdout_tail"):
+            console.print(s["stdout_tail"], markup=False, highlight=False)
+        console.print(f"artifacts: {record.artifact_dir}", highlight=False)
+        return 0
+    records = list_runs(state)[-args.last :]
+    table = Table(title=f"Runs ({paths.state_dir() / 'runs'})", title_justify="left")
+    for col in ("id", "target", "started", "duration", "status", "failed hosts"):
+        table.add_column(col)
+    for r in records:
+        s = r.summary
+        started = s.get("started")
+        table.add_row(
+            r.id,
+            str(s.get("target", "")),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "",
+            f"{s.get('duration', '')}s" if s.get("duration") is not None else "",
+            str(s.get("status", "")),
+            ", ".join(s.get("failed_hosts") or []),
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
+    def log(msg: str) -> None:
+        console.print(f"[dim]testbed[/] {msg}", highlight=False)
+
+    try:
+        if args.testbed_cmd == "up":
+            start = time.monotonic()
+            tb = testbed.up(
+                args.name, nodes=args.nodes, subnet=args.subnet, disks=args.disks, disk_size=args.disk_size, log=log
+            )
+            console.print(
+                f"testbed {tb.name}: {len(tb.nodes)} nodes up in {time.monotonic() - start:.0f}s; "
+                f"inventory {tb.inventory_dir}",
+                highlight=False,
+            )
+            return 0
+        if args.testbed_cmd == "down":
+            names = testbed.list_testbeds() if args.all else [args.name]
+            for name in names:
+                removed = testbed.down(name, log=log)
+                console.print(f"testbed {name}: removed {len(removed)} objects", highlight=False)
+            return 0
+        if args.testbed_cmd == "inventory":
+            tb = testbed.Testbed.load(args.name)
+            if tb is None:
+                console.print(f"[red]testbed {args.name} does not exist[/]")
+                return 1
+            print(tb.inventory_dir)
+            return 0
+        info = testbed.status(args.name)
+        if args.json:
+            print(json.dumps(info, indent=2))
+            return 0 if info["exists"] else 1
+        if not info["exists"]:
+            console.print(f"testbed {args.name} does not exist (`allmende testbed up`)")
+            return 1
+        table = Table(
+            title=f"testbed {info['name']}  subnet {info['subnet']}  inventory {info['inventory']}",
+            title_justify="left",
+        )
+        for col in ("node", "container", "state", "systemd", "address", "groups", "disks"):
+            table.add_column(col)
+        for n in info["nodes"]:
+            table.add_row(
+                n["name"],
+                n["container"],
+                n["state"],
+                n["systemd"],
+                n["address"],
+                ",".join(n["groups"]),
+                ", ".join(n["disks"]),
+            )
+        console.print(table)
+        healthy = all(n["state"] == "running" for n in info["nodes"])
+        return 0 if healthy else 1
+    except testbed.TestbedError as exc:
+        console.print(f"[red]testbed error:[/] {exc}", highlight=False)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="allmende", description="Deploy and operate an Allmende cloud.")
+    parser.add_argument("--version", action="version", version=f"allmende {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ap = sub.add_parser("apply", help="run a playbook or role of allmende.cloud (or a playbook file)")
+    ap.add_argument("target", help="playbook file, playbook name (site, bootstrap, ...) or role name")
+    ap.add_argument(
+        "-i",
+        "--inventory",
+        action="append",
+        help="inventory path (repeatable); default: ALLMENDE_INVENTORY or the default testbed",
+    )
+    ap.add_argument("-l", "--limit")
+    ap.add_argument("-t", "--tags")
+    ap.add_argument("--skip-tags")
+    ap.add_argument("-C", "--check", action="store_true")
+    ap.add_argument("-D", "--diff", action="store_true")
+    ap.add_argument("-e", "--extra-vars", action="append", metavar="VARS", help="key=value, @file or JSON")
+    ap.add_argument("-f", "--forks", type=int)
+    ap.add_argument("-v", "--verbose", action="count", default=0)
+    ap.add_argument("--json", action="store_true", help="print one JSON object per event instead of progress")
+    ap.add_argument(
+        "--progress",
+        choices=("auto", "live", "lines"),
+        default="auto",
+        help="live table on a terminal, lines in logs (default: auto)",
+    )
+
+    rp = sub.add_parser("runs", help="list past runs, or show one")
+    rp.add_argument("--last", type=int, default=20, help="how many recent runs to list")
+    rsub = rp.add_subparsers(dest="runs_cmd")
+    show = rsub.add_parser("show", help="summary of one run")
+    show.add_argument("id", help="run id, unique prefix/suffix, or 'last'")
+    show.add_argument("--stdout", action="store_true", help="print the run's ansible output")
+    show.add_argument("--events", action="store_true", help="print the run's events as JSON lines")
+
+    tp = sub.add_parser("testbed", help="local testbed of podman-container hosts")
+    tsub = tp.add_subparsers(dest="testbed_cmd", required=True)
+    up = tsub.add_parser("up", help="create or complete the testbed (harmless to repeat)")
+    down = tsub.add_parser("down", help="remove containers, networks, loop devices and state")
+    st = tsub.add_parser("status", help="show nodes")
+    inv = tsub.add_parser("inventory", help="print the inventory path")
+    for p in (up, down, st, inv):
+        p.add_argument("--name", default="default", help="testbed name (default: default)")
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--subnet", help="management subnet (default: a free /24 in 10.213.0.0/16)")
+    up.add_argument("--disks", type=int, default=2, help="data disks per node")
+    up.add_argument("--disk-size", default="20G", help="size of each sparse data disk")
+    down.add_argument("--all", action="store_true", help="remove every testbed")
+    st.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    to_stderr = bool(getattr(args, "json", False)) and args.command == "apply"
+    console = Console(stderr=to_stderr)
+    if not console.is_terminal:
+        console = Console(stderr=to_stderr, width=160)
+    try:
+        paths.collection_root()
+    except paths.CollectionNotFound as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_USAGE
+    handlers = {"apply": cmd_apply, "runs": cmd_runs, "testbed": cmd_testbed}
+    return handlers[args.command](args, console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
