@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: Allmende developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: release
-author: Allmende developers
+author: Allmende developers (@allmende)
 short_description: Read versions and sources from an Allmende release manifest
 description:
   - Returns values from C(releases/<release>.yml) of the allmende.cloud collection, the single place

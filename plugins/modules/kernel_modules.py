@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: Allmende developers
-# Apache License 2.0 (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: kernel_modules
-author: Allmende developers
+author: Allmende developers (@allmende)
 short_description: Load a list of kernel modules where the kernel can, and persist them
 description:
   - Loads each listed kernel module with C(modprobe) unless it is already loaded or built in.

@@ -24,7 +24,7 @@ def default_inventory() -> list[str]:
     env = os.environ.get("ALLMENDE_INVENTORY")
     if env:
         return [p for p in env.split(",") if p]
-    tb = testbed.Testbed.load("default")
+    tb = testbed.Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "default"))
     if tb is not None and tb.inventory_dir.exists():
         return [str(tb.inventory_dir)]
     return []
@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip-tags")
     ap.add_argument("-C", "--check", action="store_true")
     ap.add_argument("-D", "--diff", action="store_true")
+    ap.add_argument("-a", "--action", help="role action, e.g. deploy, check, upgrade (sets allmende_action)")
     ap.add_argument("-e", "--extra-vars", action="append", metavar="VARS", help="key=value, @file or JSON")
     ap.add_argument("-f", "--forks", type=int)
     ap.add_argument("-v", "--verbose", action="count", default=0)
@@ -262,7 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = tsub.add_parser("status", help="show nodes")
     inv = tsub.add_parser("inventory", help="print the inventory path")
     for p in (up, down, st, inv):
-        p.add_argument("--name", default="default", help="testbed name (default: default)")
+        p.add_argument(
+            "--name",
+            default=os.environ.get("ALLMENDE_TESTBED_NAME", "default"),
+            help="testbed name (default: $ALLMENDE_TESTBED_NAME or 'default')",
+        )
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--subnet", help="management subnet (default: a free /24 in 10.213.0.0/16)")
     up.add_argument("--disks", type=int, default=2, help="data disks per node")
