@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${VENV:-$ROOT/.venv}/bin
 export PATH="$BIN:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
-# Scenarios run in order; each brings up and removes its own testbed.
-MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-bootstrap}
+# Scenarios run in order (default: every molecule/*/molecule.yml); each brings up and removes its own testbed.
+MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)}
 
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
