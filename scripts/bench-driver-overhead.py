@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Driver overhead: wall time of `allmende apply` against plain `ansible-playbook`.
 
 Both run the same playbook (the bootstrap role, already converged, so every run does the same

@@ -2,7 +2,7 @@
 # Packages this machine needs to run the testbed and the tests (Debian 12, as root).
 # Idempotent: installs only what is missing.
 set -euo pipefail
-packages=(podman runc crun debootstrap netavark aardvark-dns openssh-client make util-linux python3-venv)
+packages=(podman runc crun debootstrap netavark aardvark-dns openssh-client make util-linux python3-venv shellcheck)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,10 +26,14 @@ unit() {
 
 sanity() {
   stage "ansible-test sanity"
-  # ansible-test needs the collection under ansible_collections/<namespace>/<name>/.
-  local work="$ROOT/.build/sanity/ansible_collections/allmende/cloud"
-  rm -rf "$ROOT/.build/sanity" && mkdir -p "$work"
-  git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$work/" 2>/dev/null || true
+  # ansible-test needs the collection under ansible_collections/<namespace>/<name>/, outside any
+  # git checkout (inside one it only sees files that checkout tracks).
+  local base work
+  base=$(mktemp -d /tmp/allmende-sanity.XXXXXX)
+  work="$base/ansible_collections/allmende/cloud"
+  mkdir -p "$work"
+  git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work/"
+  trap 'rm -rf "$base"' RETURN
   # ansible-test fetches a pip bootstrap script from a host outside the package registries;
   # provide an equivalent that uses ensurepip and PyPI.
   local pip_version
@@ -40,9 +44,10 @@ print(re.search(r"pip='([0-9.]+)'", text).group(1).replace(".", "_"))
 PY
 )
   mkdir -p ~/.ansible/test/cache
-  cp scripts/ansible-test-get-pip.py ~/.ansible/test/cache/get_pip_${pip_version}.py
+  cp scripts/ansible-test-get-pip.py "$HOME/.ansible/test/cache/get_pip_${pip_version}.py"
   (cd "$work" && ansible-test sanity --python 3.11 --requirements --color no 2>&1 \
-     | grep -v -e '^Installing requirements' -e 'is ignored: it is neither' -e '^Using cached pip')
+     | grep -v -e '^Installing requirements' -e 'is ignored: it is neither' -e '^Using cached pip'
+   exit "${PIPESTATUS[0]}")
 }
 
 collection() {

@@ -49,7 +49,7 @@ def env_for(dest):
 
 
 def test_tarball_holds_the_collection_but_not_the_driver_or_dev_files(installed):
-    tarball, _ = installed
+    tarball = installed[0]
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     for wanted in (
@@ -65,7 +65,7 @@ def test_tarball_holds_the_collection_but_not_the_driver_or_dev_files(installed)
 
 
 def test_installed_plugins_are_documented(installed):
-    _, dest = installed
+    dest = installed[1]
     env = env_for(dest)
     for kind, names in PLUGINS.items():
         for name in names:
@@ -82,7 +82,7 @@ def test_installed_plugins_are_documented(installed):
 
 
 def test_installed_collection_resolves_the_release_lookup(installed, tmp_path):
-    _, dest = installed
+    dest = installed[1]
     env = env_for(dest)
     proc = subprocess.run(
         [
