@@ -8,12 +8,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from allmende import __version__, paths, testbed
+from allmende import __version__, inventory_check, netbox_server, paths, testbed
 from allmende.apply import ApplyRequest, ApplyResult, UsageError, apply
+from allmende.netbox_client import NetboxApiError, NetboxClient
+from allmende.netbox_sync import SiteFileError, sync
 from allmende.progress import failure_table, host_table, make_progress
 from allmende.runs import RunNotFound, find_run, list_runs
 
@@ -48,8 +51,9 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
         forks=args.forks,
     )
     mode = "json" if args.json else args.progress
+    prechecks = [] if args.skip_inventory_check else [lambda: _inventory_problems(inventories)]
     try:
-        result = apply(request, make_progress(mode, console))
+        result = apply(request, make_progress(mode, console), prechecks=prechecks)
     except UsageError as exc:
         console.print("[red]refusing to run:[/]")
         for line in str(exc).splitlines():
@@ -73,6 +77,76 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
         return result.rc
     report(result, console)
     return result.rc
+
+
+def _inventory_problems(inventories: list[str]) -> list[str]:
+    try:
+        return inventory_check.check(inventories)
+    except inventory_check.InventoryError as exc:
+        return [str(exc)]
+
+
+def cmd_inventory(args: argparse.Namespace, console: Console) -> int:
+    inventories = args.inventory or default_inventory()
+    if not inventories:
+        console.print("[red]no inventory:[/] pass -i INVENTORY or set ALLMENDE_INVENTORY")
+        return EXIT_USAGE
+    found = _inventory_problems(inventories)
+    if args.json:
+        print(json.dumps({"inventories": inventories, "problems": found}, indent=2))
+        return 1 if found else 0
+    if not found:
+        console.print(f"inventory {', '.join(inventories)}: no problems", highlight=False)
+        return 0
+    console.print(f"[red]{len(found)} problem(s)[/] in {', '.join(inventories)}:", highlight=False)
+    for line in found:
+        console.print(f"  - {line}", markup=False, highlight=False)
+    return 1
+
+
+def cmd_netbox(args: argparse.Namespace, console: Console) -> int:
+    def log(msg: str) -> None:
+        console.print(f"[dim]netbox[/] {msg}", highlight=False)
+
+    try:
+        if args.netbox_cmd == "up":
+            start = time.monotonic()
+            nb = netbox_server.up(args.port, log=log)
+            console.print(
+                f"NetBox {netbox_server.NETBOX_VERSION} on {nb.url} in {time.monotonic() - start:.0f}s; "
+                f"API token in {nb.env_file}",
+                highlight=False,
+            )
+            return 0
+        if args.netbox_cmd == "down":
+            netbox_server.down(purge=args.purge, log=log)
+            return 0
+        if args.netbox_cmd == "status":
+            info = netbox_server.status()
+            print(json.dumps(info, indent=2))
+            return 0 if info["netbox"] else 1
+        if args.netbox_cmd == "sync":
+            return _sync(args, console)
+    except (netbox_server.NetboxError, NetboxApiError) as exc:
+        console.print(f"[red]netbox error:[/] {exc}", highlight=False)
+        return 1
+    return EXIT_USAGE
+
+
+def _sync(args: argparse.Namespace, console: Console) -> int:
+    client = NetboxClient.from_env(netbox_server.instance().env_file)
+    try:
+        changes = sync(client, Path(args.site_file), dry_run=args.dry_run)
+    except SiteFileError as exc:
+        console.print(f"[red]refusing to sync {args.site_file}: {len(exc.problems)} problem(s)[/]", highlight=False)
+        for line in exc.problems:
+            console.print(f"  - {line}", markup=False, highlight=False)
+        return EXIT_USAGE
+    for change in changes:
+        console.print(change.render(), markup=False, highlight=False)
+    verb = "would change" if args.dry_run else "changed"
+    console.print(f"{args.site_file}: {verb} {len(changes)} object(s) in {client.url}", highlight=False)
+    return 0
 
 
 def report(result: ApplyResult, console: Console) -> None:
@@ -166,7 +240,13 @@ def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
         if args.testbed_cmd == "up":
             start = time.monotonic()
             tb = testbed.up(
-                args.name, nodes=args.nodes, subnet=args.subnet, disks=args.disks, disk_size=args.disk_size, log=log
+                args.name,
+                netbox=args.netbox,
+                nodes=args.nodes,
+                subnet=args.subnet,
+                disks=args.disks,
+                disk_size=args.disk_size,
+                log=log,
             )
             console.print(
                 f"testbed {tb.name}: {len(tb.nodes)} nodes up in {time.monotonic() - start:.0f}s; "
@@ -247,6 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="live table on a terminal, lines in logs (default: auto)",
     )
+    ap.add_argument(
+        "--skip-inventory-check", action="store_true", help="run even if `allmende inventory check` reports problems"
+    )
+
+    ip = sub.add_parser("inventory", help="inventory tools")
+    isub = ip.add_subparsers(dest="inventory_cmd", required=True)
+    ic = isub.add_parser("check", help="list every problem of the inventory (exit 1 if any)")
+    ic.add_argument("-i", "--inventory", action="append", help="inventory path (repeatable)")
+    ic.add_argument("--json", action="store_true")
+
+    np = sub.add_parser("netbox", help="a local NetBox, and syncing site files into NetBox")
+    nsub = np.add_subparsers(dest="netbox_cmd", required=True)
+    nup = nsub.add_parser("up", help="start NetBox (PostgreSQL, Redis, gunicorn on 127.0.0.1)")
+    nup.add_argument("--port", type=int, help=f"HTTP port (default {netbox_server.DEFAULT_PORT} or the last used)")
+    ndown = nsub.add_parser("down", help="stop NetBox")
+    ndown.add_argument("--purge", action="store_true", help="also delete its database and files")
+    nsub.add_parser("status", help="show whether the services run")
+    nsync = nsub.add_parser("sync", help="make NetBox match a declarative site file")
+    nsync.add_argument("site_file")
+    nsync.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
 
     rp = sub.add_parser("runs", help="list past runs, or show one")
     rp.add_argument("--last", type=int, default=20, help="how many recent runs to list")
@@ -272,12 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--subnet", help="management subnet (default: a free /24 in 10.213.0.0/16)")
     up.add_argument("--disks", type=int, default=2, help="data disks per node")
     up.add_argument("--disk-size", default="20G", help="size of each sparse data disk")
+    up.add_argument(
+        "--netbox", action="store_true", help="register the nodes in the local NetBox and take the inventory from there"
+    )
     down.add_argument("--all", action="store_true", help="remove every testbed")
     st.add_argument("--json", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # ansible-runner looks its executables up on PATH: make it the ones next to this interpreter.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(":"):
+        os.environ["PATH"] = f"{bindir}:{os.environ.get('PATH', '')}"
     parser = build_parser()
     args = parser.parse_args(argv)
     to_stderr = bool(getattr(args, "json", False)) and args.command == "apply"
@@ -289,7 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except paths.CollectionNotFound as exc:
         console.print(f"[red]{exc}[/]")
         return EXIT_USAGE
-    handlers = {"apply": cmd_apply, "runs": cmd_runs, "testbed": cmd_testbed}
+    handlers = {
+        "apply": cmd_apply,
+        "runs": cmd_runs,
+        "testbed": cmd_testbed,
+        "inventory": cmd_inventory,
+        "netbox": cmd_netbox,
+    }
     return handlers[args.command](args, console)
 
 

@@ -121,6 +121,7 @@ class Testbed:
     mgmt_subnet: str
     data_network: str
     nodes: list[Node] = field(default_factory=list)
+    netbox_url: str | None = None  # set when the testbed is registered in NetBox
 
     @property
     def dir(self) -> Path:
@@ -556,6 +557,7 @@ def up(
     disks: int = 2,
     disk_size: str = "20G",
     image: str = DEFAULT_IMAGE,
+    netbox: bool = False,
     log: Log = _quiet,
 ) -> Testbed:
     validate_name(name)
@@ -630,7 +632,34 @@ def up(
         wait_ssh(tb, node)
     write_ssh_config(tb)
     write_inventory(tb)
+    if netbox or tb.netbox_url:
+        _register_in_netbox(tb, log)
     return tb
+
+
+def _netbox_client() -> Any:
+    from allmende import netbox_server
+    from allmende.netbox_client import NetboxApiError, NetboxClient
+
+    try:
+        return NetboxClient.from_env(netbox_server.instance().env_file)
+    except NetboxApiError as exc:
+        raise TestbedError(str(exc)) from exc
+
+
+def _register_in_netbox(tb: Testbed, log: Log) -> None:
+    from allmende import testbed_netbox
+    from allmende.netbox_client import NetboxApiError
+
+    client = _netbox_client()
+    try:
+        changes = testbed_netbox.register(tb, client)
+    except NetboxApiError as exc:
+        raise TestbedError(f"registering testbed {tb.name} in NetBox {client.url}: {exc}") from exc
+    log(f"NetBox {client.url}: site {testbed_netbox.site_slug(tb)} in sync ({len(changes)} objects written)")
+    testbed_netbox.write_inventory(tb, client)
+    tb.netbox_url = client.url
+    tb.save()
 
 
 def _devices_visible(node: Node) -> bool:
@@ -653,6 +682,16 @@ def down(name: str = "default", log: Log = _quiet) -> list[str]:
             run(["podman", "network", "rm", "-f", net])
             removed.append(f"network {net}")
     folder = testbed_dir(name)
+    state = Testbed.load(name) if (folder / "state.json").exists() else None
+    if state is not None and state.netbox_url:
+        from allmende import testbed_netbox
+        from allmende.netbox_client import NetboxApiError
+
+        try:
+            count = testbed_netbox.unregister(name, _netbox_client())
+            removed.append(f"{count} NetBox objects of site testbed-{name}")
+        except (NetboxApiError, TestbedError, OSError) as exc:
+            log(f"could not remove testbed {name} from NetBox ({exc}); remove site testbed-{name} by hand")
     disks = folder / "disks"
     if disks.is_dir():
         for file in sorted(disks.glob("*.img")):

@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# Copyright: Allmende developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: netbox
+author: Allmende developers (@allmende)
+short_description: Allmende hosts from NetBox, fast, validated
+description:
+  - Reads devices (and optionally virtual machines) with their interfaces, IP addresses and prefixes
+    from NetBox and returns them in Allmende's inventory model (see docs/inventory-model.md), with groups from
+    device roles through I(role_groups), C(ansible_host) from the primary IPv4,
+    C(allmende_interfaces) (MAC, MTU, LAG, VLAN, bridge, addresses), C(allmende_networks) keyed by
+    prefix role, custom fields and the merged config context.
+  - Fast on large sites; all object types are fetched at once, page by page in parallel,
+    requesting only the fields it uses.
+  - Checks the data while building the inventory and puts every problem found (object and field)
+    in the C(allmende_inventory_problems) variable of group C(all); with I(strict_validation) a
+    problem stops the inventory. C(allmende inventory check) prints them.
+  - The configuration file must end in C(netbox.yml) or C(netbox.yaml).
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: Marks the file as a configuration of this plugin.
+    required: true
+    choices: [allmende.cloud.netbox]
+    type: str
+  api_endpoint:
+    description: NetBox URL, for example C(http://127.0.0.1:18080).
+    type: str
+    required: true
+    env:
+      - name: NETBOX_API
+  token:
+    description: NetBox API token (v2 C(nbt_...) tokens and v1 tokens).
+    type: str
+    required: true
+    env:
+      - name: NETBOX_TOKEN
+  validate_certs:
+    description: Verify the TLS certificate of NetBox.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each NetBox request.
+    type: int
+    default: 120
+  max_workers:
+    description: Parallel requests to NetBox.
+    type: int
+    default: 8
+  page_size:
+    description: Objects per request (NetBox's MAX_PAGE_SIZE caps it).
+    type: int
+    default: 1000
+  statuses:
+    description: Device statuses to include.
+    type: list
+    elements: str
+    default: [active]
+  sites:
+    description: Only devices of these sites (slugs); empty for all.
+    type: list
+    elements: str
+    default: []
+  tags:
+    description: Only devices carrying all these tags (slugs); empty for all.
+    type: list
+    elements: str
+    default: []
+  roles:
+    description: Only devices with these roles (slugs); empty for all.
+    type: list
+    elements: str
+    default: []
+  virtual_machines:
+    description: Include virtual machines (and their VM interfaces) as hosts.
+    type: bool
+    default: false
+  role_groups:
+    description:
+      - "Device role slug to Allmende group name(s), for example C({hyperconverged: [control, compute, storage]})."
+      - A device whose role has no mapping is reported as a problem.
+    type: dict
+    default: {}
+  group_by:
+    description: Extra groups named C(<key>_<value>) for these keys.
+    type: list
+    elements: str
+    choices: [site, rack, platform, tags, role, status]
+    default: [site, rack, platform, tags]
+  required_networks:
+    description:
+      - "Group name to prefix roles a host in that group must have an address in, for example
+        C({compute: [tunnel], storage: [storage]})."
+    type: dict
+    default: {}
+  config_context:
+    description: Fetch the merged config context of each device.
+    type: bool
+    default: true
+  flatten_config_context:
+    description: Put config context keys directly into the host variables (else under C(config_context)).
+    type: bool
+    default: true
+  strict_validation:
+    description: Fail the inventory on any data problem instead of only reporting it.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+# inventory/netbox.yml
+plugin: allmende.cloud.netbox
+api_endpoint: https://netbox.example.org
+sites: [dc1]
+tags: [allmende]
+role_groups:
+  hyperconverged: [control, network, compute, storage]
+  compute: [compute]
+required_networks:
+  compute: [tunnel]
+  storage: [storage]
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/allmende/inventory
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.six.moves.urllib.parse import urlencode
+from ansible.module_utils.urls import open_url
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.allmende.cloud.plugins.module_utils.inventory_model import Model
+
+DEVICE_FIELDS = ["id", "name", "site", "rack", "role", "platform", "tags", "primary_ip4", "custom_fields",
+                 "status", "local_context_data"]
+VM_FIELDS = ["id", "name", "site", "role", "platform", "tags", "primary_ip4", "custom_fields", "status",
+             "local_context_data"]
+INTERFACE_FIELDS = ["id", "device", "name", "type", "enabled", "mtu", "mgmt_only", "mac_address", "lag", "parent",
+                    "bridge", "mode", "untagged_vlan", "description", "custom_fields"]
+VM_INTERFACE_FIELDS = ["id", "virtual_machine", "name", "enabled", "mtu", "mac_address", "parent", "bridge", "mode",
+                       "untagged_vlan", "description"]
+ADDRESS_FIELDS = ["id", "address", "assigned_object_type", "assigned_object_id", "assigned_object", "role", "status"]
+PREFIX_FIELDS = ["id", "prefix", "role", "vlan"]
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "allmende.cloud.netbox"
+
+    def verify_file(self, path):
+        return super(InventoryModule, self).verify_file(path) and path.endswith(("netbox.yml", "netbox.yaml"))
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def _get(self, endpoint, params):
+        url = "%s/api/%s/?%s" % (self.api.rstrip("/"), endpoint, urlencode(params, doseq=True))
+        token = self.get_option("token")
+        scheme = "Bearer" if token.startswith("nbt_") else "Token"
+        try:
+            response = open_url(url, headers={"Authorization": "%s %s" % (scheme, token),
+                                              "Accept": "application/json"},
+                                validate_certs=self.get_option("validate_certs"),
+                                timeout=self.get_option("timeout"))
+            return json.loads(response.read())
+        except Exception as exc:  # urllib raises several unrelated types
+            raise AnsibleParserError("NetBox %s: %s" % (url.split("?")[0], exc)) from exc
+
+    def _fetch_all(self, requests):
+        """requests: {name: (endpoint, params)}. Every page of every endpoint, in parallel."""
+        size = self.get_option("page_size")
+        with ThreadPoolExecutor(max_workers=self.get_option("max_workers")) as pool:
+            firsts = dict((name, pool.submit(self._get, endpoint, dict(params, limit=size, offset=0)))
+                          for name, (endpoint, params) in requests.items())
+            pages = {}
+            results = {}
+            for name, future in firsts.items():
+                first = future.result()
+                results[name] = list(first["results"])
+                endpoint, params = requests[name]
+                pages[name] = [pool.submit(self._get, endpoint, dict(params, limit=size, offset=offset))
+                               for offset in range(size, first["count"], size)]
+            for name, futures in pages.items():
+                for future in futures:
+                    results[name].extend(future.result()["results"])
+        return results
+
+    def fetch(self):
+        device_filter = {"status": self.get_option("statuses")}
+        if self.get_option("sites"):
+            device_filter["site"] = self.get_option("sites")
+        if self.get_option("tags"):
+            device_filter["tag"] = self.get_option("tags")
+        if self.get_option("roles"):
+            device_filter["role"] = self.get_option("roles")
+        device_fields = list(DEVICE_FIELDS)
+        vm_fields = list(VM_FIELDS)
+        if self.get_option("config_context"):
+            device_fields.append("config_context")
+            vm_fields.append("config_context")
+        # Interfaces of devices filtered out by status/tag/role are simply not used.
+        iface_filter = {"site": self.get_option("sites")} if self.get_option("sites") else {}
+        requests = {
+            "devices": ("dcim/devices", dict(device_filter, fields=",".join(device_fields))),
+            "interfaces": ("dcim/interfaces", dict(iface_filter, fields=",".join(INTERFACE_FIELDS))),
+            "addresses": ("ipam/ip-addresses", {"fields": ",".join(ADDRESS_FIELDS)}),
+            "prefixes": ("ipam/prefixes", {"fields": ",".join(PREFIX_FIELDS)}),
+        }
+        if self.get_option("virtual_machines"):
+            vm_filter = dict((k, v) for k, v in device_filter.items())
+            requests["vms"] = ("virtualization/virtual-machines", dict(vm_filter, fields=",".join(vm_fields)))
+            requests["vm_interfaces"] = ("virtualization/interfaces", {"fields": ",".join(VM_INTERFACE_FIELDS)})
+        return self._fetch_all(requests)
+
+    # -- parse ----------------------------------------------------------------------------
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        self.api = self.get_option("api_endpoint")
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        data = None
+        if use_cache:
+            try:
+                data = self._cache[cache_key]
+            except KeyError:
+                data = None
+        if data is None:
+            data = self.fetch()
+            if self.get_option("cache"):
+                self._cache[cache_key] = data
+
+        devices = list(data["devices"])
+        interfaces = list(data["interfaces"])
+        for vm in data.get("vms", []):
+            vm["_vm"] = True
+            devices.append(vm)
+        interfaces.extend(data.get("vm_interfaces", []))
+        model = Model(devices, interfaces, data["addresses"], data["prefixes"],
+                      role_groups=self.get_option("role_groups"), group_by=self.get_option("group_by"),
+                      required_networks=self.get_option("required_networks"),
+                      flatten_config_context=self.get_option("flatten_config_context")).build()
+        if model.problems and self.get_option("strict_validation"):
+            raise AnsibleParserError("NetBox data has %d problem(s):\n%s"
+                                     % (len(model.problems), "\n".join(model.problems)))
+        self._populate(model)
+
+    def _populate(self, model):
+        strict = self.get_option("strict")
+        self.inventory.set_variable("all", "allmende_inventory_problems", model.problems)
+        for name, host in sorted(model.hosts.items()):
+            self.inventory.add_host(name)
+            for group in host["groups"]:
+                self.inventory.add_group(group)
+                self.inventory.add_child(group, name)
+            for key, value in host["vars"].items():
+                self.inventory.set_variable(name, key, value)
+            variables = self.inventory.get_host(name).get_vars()
+            self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
