@@ -6,11 +6,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .build/collections/ansible_collections/allmende/cloud
 
-.PHONY: cloud test prereqs venv lint unit sanity collection molecule integration e2e bench clean
+.PHONY: cloud test prereqs venv lint unit sanity collection molecule integration bench bench-netbox clean
 
-## cloud: bring up the local testbed and deploy onto it (the main job)
+## cloud: a local NetBox, the testbed registered in it, and the cloud deployed onto it (the main job)
 cloud: venv
-	$(BIN)/allmende testbed up
+	$(BIN)/allmende netbox up
+	$(BIN)/allmende testbed up --netbox
 	$(BIN)/allmende apply site
 
 ## test: everything CI runs (lint, unit tests, collection build, molecule scenarios, driver integration)
@@ -55,6 +56,11 @@ integration: venv
 bench: venv
 	$(BIN)/python scripts/bench-driver-overhead.py
 
+## bench-netbox: inventory plugin against netbox.netbox.nb_inventory at 3,268 devices (prints the ratio)
+bench-netbox: venv
+	$(BIN)/python scripts/bench-netbox-inventory.py
+
 clean:
 	-$(BIN)/allmende testbed down --all
+	-$(BIN)/allmende netbox down
 	rm -rf .build

@@ -65,6 +65,9 @@ molecule_stage() {
 integration() {
   stage "driver integration (testbed)"
   pytest -q tests/integration/test_driver.py
+  stage "NetBox integration (real NetBox on 127.0.0.1)"
+  allmende netbox up
+  pytest -q tests/integration/test_netbox.py
 }
 
 stages=("$@")

@@ -133,6 +133,7 @@ cache_connection: ~/.cache/allmende/inventory
 """
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleParserError
@@ -150,7 +151,7 @@ INTERFACE_FIELDS = ["id", "device", "name", "type", "enabled", "mtu", "mgmt_only
                     "bridge", "mode", "untagged_vlan", "description", "custom_fields"]
 VM_INTERFACE_FIELDS = ["id", "virtual_machine", "name", "enabled", "mtu", "mac_address", "parent", "bridge", "mode",
                        "untagged_vlan", "description"]
-ADDRESS_FIELDS = ["id", "address", "assigned_object_type", "assigned_object_id", "assigned_object", "role", "status"]
+ADDRESS_FIELDS = ["id", "address", "assigned_object_type", "assigned_object_id", "role"]
 PREFIX_FIELDS = ["id", "prefix", "role", "vlan"]
 
 
@@ -166,12 +167,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         url = "%s/api/%s/?%s" % (self.api.rstrip("/"), endpoint, urlencode(params, doseq=True))
         token = self.get_option("token")
         scheme = "Bearer" if token.startswith("nbt_") else "Token"
+        start = time.time()
         try:
             response = open_url(url, headers={"Authorization": "%s %s" % (scheme, token),
                                               "Accept": "application/json"},
                                 validate_certs=self.get_option("validate_certs"),
                                 timeout=self.get_option("timeout"))
-            return json.loads(response.read())
+            data = json.loads(response.read())
+            self.display.vvv("allmende.cloud.netbox: %.2fs %s" % (time.time() - start, url))
+            return data
         except Exception as exc:  # urllib raises several unrelated types
             raise AnsibleParserError("NetBox %s: %s" % (url.split("?")[0], exc)) from exc
 
@@ -212,7 +216,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         requests = {
             "devices": ("dcim/devices", dict(device_filter, fields=",".join(device_fields))),
             "interfaces": ("dcim/interfaces", dict(iface_filter, fields=",".join(INTERFACE_FIELDS))),
-            "addresses": ("ipam/ip-addresses", {"fields": ",".join(ADDRESS_FIELDS)}),
+            # every interface address (all sites: duplicates across sites matter too)
+            "addresses": ("ipam/ip-addresses", {"assigned_to_interface": "true", "fields": ",".join(ADDRESS_FIELDS)}),
             "prefixes": ("ipam/prefixes", {"fields": ",".join(PREFIX_FIELDS)}),
         }
         if self.get_option("virtual_machines"):
@@ -236,7 +241,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except KeyError:
                 data = None
         if data is None:
+            start = time.time()
             data = self.fetch()
+            self.display.vv("allmende.cloud.netbox: fetched in %.2fs" % (time.time() - start))
             if self.get_option("cache"):
                 self._cache[cache_key] = data
 
@@ -246,6 +253,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             vm["_vm"] = True
             devices.append(vm)
         interfaces.extend(data.get("vm_interfaces", []))
+        start = time.time()
         model = Model(devices, interfaces, data["addresses"], data["prefixes"],
                       role_groups=self.get_option("role_groups"), group_by=self.get_option("group_by"),
                       required_networks=self.get_option("required_networks"),
@@ -254,6 +262,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError("NetBox data has %d problem(s):\n%s"
                                      % (len(model.problems), "\n".join(model.problems)))
         self._populate(model)
+        self.display.vv("allmende.cloud.netbox: %d hosts, %d problems, built in %.2fs"
+                        % (len(model.hosts), len(model.problems), time.time() - start))
 
     def _populate(self, model):
         strict = self.get_option("strict")

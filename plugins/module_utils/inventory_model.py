@@ -110,6 +110,15 @@ class Model(object):
         for address in self.addresses:
             key = (address.get("assigned_object_type"), address.get("assigned_object_id"))
             addrs_by_iface.setdefault(key, []).append(address)
+        self._iface_names = dict(
+            (("virtualization.vminterface" if i.get("virtual_machine") else "dcim.interface", i.get("id")),
+             (_name(i.get("virtual_machine") or i.get("device")), i.get("name")))
+            for i in self.interfaces)
+        self._owned = set()
+        for device in self.devices:
+            kind = "virtualization.vminterface" if device.get("_vm") else "dcim.interface"
+            owner = ("vm", device.get("id")) if device.get("_vm") else device.get("id")
+            self._owned.update((kind, i.get("id")) for i in by_device.get(owner, []))
         self._check_duplicate_addresses()
 
         seen_names = {}
@@ -251,18 +260,19 @@ class Model(object):
             ip = cidr.split("/")[0]
             owners.setdefault(ip, []).append(address)
         for ip, entries in sorted(owners.items()):
-            if len(entries) > 1 and not all(_choice(e.get("role")) in ("anycast", "vip", "vrrp", "hsrp", "carp")
+            # only duplicates that involve a host of this inventory
+            ours = [e for e in entries if (e.get("assigned_object_type"), e.get("assigned_object_id")) in self._owned]
+            if ours and len(entries) > 1 and not all(_choice(e.get("role")) in ("anycast", "vip", "vrrp", "hsrp", "carp")
                                             for e in entries):
                 where = ", ".join(sorted(self._where(e) for e in entries))
                 self.problem("ip address %s" % ip, "address", "assigned %d times (%s)" % (len(entries), where))
 
-    @staticmethod
-    def _where(address):
-        obj = address.get("assigned_object") or {}
-        owner = obj.get("device") or obj.get("virtual_machine") or {}
-        if owner:
-            return "%s/%s" % (_name(owner), obj.get("name"))
-        return "id %s" % address.get("id")
+    def _where(self, address):
+        key = (address.get("assigned_object_type"), address.get("assigned_object_id"))
+        owner, iface = self._iface_names.get(key, (None, None))
+        if owner and iface:
+            return "%s/%s" % (owner, iface)
+        return "interface id %s" % address.get("assigned_object_id")
 
     def _check_interfaces(self, interfaces, label):
         by_name = dict((i["name"], i) for i in interfaces)

@@ -186,7 +186,8 @@ def ensure_secrets(nb: NetboxInstance) -> dict[str, str]:
     return data
 
 
-def write_configuration(nb: NetboxInstance, data: dict[str, str]) -> None:
+def write_configuration(nb: NetboxInstance, data: dict[str, str]) -> bool:
+    """Write configuration.py; True if it changed."""
     conf = nb.root / "conf"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "__init__.py").touch()
@@ -214,10 +215,17 @@ ISOLATED_DEPLOYMENT = True
 CENSUS_REPORTING_ENABLED = False
 RELEASE_CHECK_URL = None
 MAX_PAGE_SIZE = 5000
+# Duplicate addresses are allowed here, as in many production NetBoxes: `allmende inventory check`
+# reports them (and the tests create some on purpose).
+ENFORCE_GLOBAL_UNIQUE = False
 LOGIN_REQUIRED = True
 TIME_ZONE = "UTC"
 '''
-    _write_private(conf / "configuration.py", text)
+    target = conf / "configuration.py"
+    if target.exists() and target.read_text() == text:
+        return False
+    _write_private(target, text)
+    return True
 
 
 def ensure_postgres(nb: NetboxInstance, data: dict[str, str], log: Log) -> None:
@@ -479,10 +487,15 @@ def up(port: int | None = None, log: Log = _quiet) -> NetboxInstance:
     (nb.base / "port").write_text(str(nb.port))
     data = ensure_secrets(nb)
     ensure_venv(nb, log)
-    write_configuration(nb, data)
+    reconfigured = write_configuration(nb, data)
     ensure_postgres(nb, data, log)
     ensure_redis(nb)
     ensure_schema(nb, log)
+    pidfile = nb.run_dir / "gunicorn.pid"
+    if reconfigured and _alive(pidfile):
+        log("configuration changed: reloading NetBox")
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGHUP)
+        time.sleep(3)
     ensure_gunicorn(nb, log)
     token = ensure_token(nb, data, log)
     _write_private(nb.env_file, f"NETBOX_API={nb.url}\nNETBOX_TOKEN={token}\n")

@@ -249,7 +249,8 @@ KINDS = {
     "prefixes": Kind("prefixes", "ipam/prefixes", lambda o: (o["prefix"],)),
     "devices": Kind("devices", "dcim/devices", lambda o: (_fk(o, "site"), o["name"])),
     "interfaces": Kind("interfaces", "dcim/interfaces", lambda o: (_fk(o, "device"), o["name"])),
-    "ip_addresses": Kind("ip_addresses", "ipam/ip-addresses", lambda o: (o["address"],)),
+    # An address may exist more than once (other VRFs, or data to be fixed): the interface is part of the key.
+    "ip_addresses": Kind("ip_addresses", "ipam/ip-addresses", lambda o: (o["address"], o.get("assigned_object_id"))),
     "config_contexts": Kind("config_contexts", "extras/config-contexts", lambda o: (o["name"],)),
 }
 LOADED = [
@@ -302,13 +303,33 @@ class Syncer:
                     self.index[kind_name] = {}
                     continue
                 params["site_id"] = site_ids
-            objects = {kind.key(o): o for o in self.client.list(kind.endpoint, **params)}
+            if kind_name == "ip_addresses":
+                objects = {kind.key(o): o for o in self._existing_addresses()}
+            else:
+                objects = {kind.key(o): o for o in self.client.list(kind.endpoint, **params)}
             self.existing[kind_name] = objects
             self.index[kind_name] = {k: o["id"] for k, o in objects.items()}
             if kind_name == "sites":
                 wanted = {s.get("slug") or slugify(s["name"]) for s in self.data.get("sites") or []}
                 wanted |= {d["site"] for d in self.data.get("devices") or [] if isinstance(d.get("site"), str)}
                 site_ids = [o["id"] for k, o in objects.items() if k[0] in wanted]
+
+    def _existing_addresses(self) -> list[dict[str, Any]]:
+        """The addresses the file mentions (wherever they are assigned), or all for very large files."""
+        wanted = sorted(
+            {
+                str(ipaddress.ip_interface(str(a["address"])))
+                for d in self.data.get("devices") or []
+                for i in d.get("interfaces") or []
+                for a in self._addresses(i)
+            }
+        )
+        if len(wanted) > 1000:
+            return list(self.client.list("ipam/ip-addresses"))
+        found = []
+        for start in range(0, len(wanted), 100):
+            found += self.client.list("ipam/ip-addresses", address=wanted[start : start + 100])
+        return found
 
     def ref(self, kind: str, key: tuple[Any, ...], label: str, fieldname: str) -> Ref | None:
         found = self.index.get(kind, {}).get(key)
@@ -472,11 +493,12 @@ class Syncer:
     def _addresses(iface: dict[str, Any]) -> list[dict[str, Any]]:
         return [a if isinstance(a, dict) else {"address": a} for a in iface.get("addresses") or []]
 
-    def _primary_address(self, device: dict[str, Any]) -> str | None:
+    def _primary_address(self, device: dict[str, Any]) -> tuple[str, str] | None:
+        """(address, interface name) of the address marked primary."""
         for iface in device.get("interfaces") or []:
             for address in self._addresses(iface):
                 if address.get("primary"):
-                    return str(ipaddress.ip_interface(str(address["address"])))
+                    return str(ipaddress.ip_interface(str(address["address"]))), iface["name"]
         return None
 
     def _desired_interfaces(self) -> list[Desired]:
@@ -525,7 +547,7 @@ class Syncer:
                     for key in ("dns_name", "description"):
                         if key in entry:
                             payload[key] = entry[key]
-                    out.append(Desired((address,), f"{address} on {device['name']}/{iface['name']}", payload))
+                    out.append(Desired((address, target), f"{address} on {device['name']}/{iface['name']}", payload))
         return out
 
     def _desired_config_contexts(self) -> list[Desired]:
@@ -558,9 +580,24 @@ class Syncer:
                 continue
             site = self.index["sites"].get((slugify(str(item["site"])),))
             key = (site, item["name"])
-            ip = self.index["ip_addresses"].get((primary,))
+            iface = self.index["interfaces"].get((self.index["devices"].get(key), primary[1]))
+            ip = self.index["ip_addresses"].get((primary[0], iface))
             out.append(Desired(key, f"{item['site']}/{item['name']}", {"primary_ip4": ip}))
         return out
+
+    def _moved_address(self, desired: Desired) -> dict[str, Any] | None:
+        """An address that exists exactly once, on an interface the file does not give it to: move it."""
+        wanted = {d.key for d in self._claimed_addresses}
+        matches = [o for k, o in self.existing["ip_addresses"].items() if k[0] == desired.key[0] and k not in wanted]
+        if len(matches) == 1 and sum(1 for k in wanted if k[0] == desired.key[0]) == 1:
+            return matches[0]
+        return None
+
+    @property
+    def _claimed_addresses(self) -> list[Desired]:
+        if not hasattr(self, "_claimed_cache"):
+            self._claimed_cache = self._desired_ip_addresses()
+        return self._claimed_cache
 
     # -- plan / apply --------------------------------------------------------------------
 
@@ -570,6 +607,8 @@ class Syncer:
         existing = self.existing.get(target, {})
         for desired in self.desired(kind):
             current = existing.get(desired.key)
+            if current is None and kind == "ip_addresses":
+                current = self._moved_address(desired)
             if current is None and kind == "primary_ips":
                 current = {"id": self.index["devices"].get(desired.key), "primary_ip4": None}
             if current is None:
@@ -584,6 +623,8 @@ class Syncer:
                 )
                 self.index[kind][desired.key] = ("new", kind, *desired.key)
                 continue
+            if kind in self.index and current.get("id") is not None:
+                self.index[kind][desired.key] = current["id"]
             diff = {}
             for key, new in desired.payload.items():
                 old = norm_existing(current.get(key))
