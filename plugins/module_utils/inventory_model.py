@@ -42,6 +42,12 @@ def _choice(value):
     return value
 
 
+def _mac(iface):
+    mac = iface.get("primary_mac_address")
+    mac = mac.get("mac_address") if isinstance(mac, dict) else iface.get("mac_address")
+    return mac.lower() if mac else None
+
+
 def safe_group(name):
     return re.sub(r"[^A-Za-z0-9_]", "_", str(name))
 
@@ -190,7 +196,7 @@ class Model(object):
             "type": kind,
             "enabled": iface.get("enabled", True),
             "mtu": iface.get("mtu"),
-            "mac": (iface.get("mac_address") or None) and iface["mac_address"].lower(),
+            "mac": _mac(iface),
             "mgmt_only": bool(iface.get("mgmt_only")),
             "lag": id_to_name.get(_id(iface.get("lag"))) if iface.get("lag") else None,
             "parent": id_to_name.get(_id(iface.get("parent"))) if iface.get("parent") else None,

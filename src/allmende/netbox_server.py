@@ -218,7 +218,6 @@ MAX_PAGE_SIZE = 5000
 # Duplicate addresses are allowed here, as in many production NetBoxes: `allmende inventory check`
 # reports them (and the tests create some on purpose).
 ENFORCE_GLOBAL_UNIQUE = False
-LOGIN_REQUIRED = True
 TIME_ZONE = "UTC"
 '''
     target = conf / "configuration.py"
@@ -352,10 +351,15 @@ def ensure_schema(nb: NetboxInstance, log: Log) -> None:
             timeout=600,
         )
         tables = "restored"
+    # The database records which NetBox version migrated it; an up-to-date one needs no migrate run.
+    marker = nb.pgdata / f"allmende-migrated-{NETBOX_VERSION}"
+    if tables not in ("0", "restored") and marker.exists():
+        return
     start = time.monotonic()
     if tables == "0":
         log("migrating the NetBox database (first time on this machine: about 5 minutes)")
     _run([str(nb.venv / "bin" / "netbox"), "migrate", "--no-input"], env=nb.netbox_env(), timeout=1800)
+    marker.touch()
     if tables == "0":
         log(f"migrated in {time.monotonic() - start:.0f}s; caching a dump at {dump}")
         dump.parent.mkdir(parents=True, exist_ok=True)
@@ -407,6 +411,8 @@ def ensure_gunicorn(nb: NetboxInstance, log: Log) -> None:
                 str(pidfile),
                 "--access-logfile",
                 str(nb.log_dir / "access.log"),
+                "--access-logformat",
+                '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(D)sus',
                 "--error-logfile",
                 str(nb.log_dir / "gunicorn.log"),
                 "netbox.wsgi",
@@ -414,6 +420,26 @@ def ensure_gunicorn(nb: NetboxInstance, log: Log) -> None:
             env=nb.netbox_env(),
         )
     _wait(lambda: _status_ok(nb), 120, f"NetBox did not answer on {nb.url} (see {nb.log_dir})")
+
+
+def ensure_rqworker(nb: NetboxInstance, log: Log) -> None:
+    """NetBox's background worker (as netbox-rq.service in production): it renders the config context
+    cache, without which every device request renders config contexts on the fly."""
+    pidfile = nb.run_dir / "rqworker.pid"
+    if _alive(pidfile):
+        return
+    log("starting the NetBox background worker")
+    with open(nb.log_dir / "rqworker.log", "ab") as logfile:
+        proc = subprocess.Popen(
+            [str(nb.venv / "bin" / "netbox"), "rqworker", "high", "default", "low"],
+            env=nb.netbox_env(),
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd="/",
+        )
+    pidfile.write_text(str(proc.pid))
 
 
 def _status_ok(nb: NetboxInstance) -> bool:
@@ -497,6 +523,7 @@ def up(port: int | None = None, log: Log = _quiet) -> NetboxInstance:
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGHUP)
         time.sleep(3)
     ensure_gunicorn(nb, log)
+    ensure_rqworker(nb, log)
     token = ensure_token(nb, data, log)
     _write_private(nb.env_file, f"NETBOX_API={nb.url}\nNETBOX_TOKEN={token}\n")
     return nb
@@ -504,7 +531,7 @@ def up(port: int | None = None, log: Log = _quiet) -> NetboxInstance:
 
 def down(purge: bool = False, log: Log = _quiet) -> None:
     nb = instance()
-    for name in ("gunicorn.pid", "redis.pid"):
+    for name in ("rqworker.pid", "gunicorn.pid", "redis.pid"):
         pidfile = nb.run_dir / name
         if _alive(pidfile):
             pid = int(pidfile.read_text().split()[0])
@@ -528,6 +555,7 @@ def status() -> dict[str, object]:
         "postgres": _alive(nb.pgdata / "postmaster.pid"),
         "redis": _alive(nb.run_dir / "redis.pid"),
         "netbox": _alive(nb.run_dir / "gunicorn.pid") and _status_ok(nb),
+        "worker": _alive(nb.run_dir / "rqworker.pid"),
         "env_file": str(nb.env_file),
         "migrated_dump_cached": migrated_dump().exists(),
     }
