@@ -36,21 +36,34 @@ def site_data(count: int) -> dict:
     for n in range(count):
         third, fourth = divmod(n + 10, 250)
         role = "bench-control" if n < 3 else "bench-compute"
-        devices.append({
-            "name": f"bench-{n:05d}", "site": SITE, "role": role, "device_type": "bench-server",
-            "platform": "debian-12", "tags": ["bench"],
-            "interfaces": [
-                {"name": "eno1", "type": "1000base-t", "mgmt_only": True, "mac": _mac(n, 1),
-                 "addresses": [{"address": f"10.96.{third}.{fourth + 1}/16", "primary": True}]},
-                {"name": "ens1f0", "type": "10gbase-x-sfpp", "mtu": 9000, "mac": _mac(n, 2)},
-            ],
-        })
+        devices.append(
+            {
+                "name": f"bench-{n:05d}",
+                "site": SITE,
+                "role": role,
+                "device_type": "bench-server",
+                "platform": "debian-12",
+                "tags": ["bench"],
+                "interfaces": [
+                    {
+                        "name": "eno1",
+                        "type": "1000base-t",
+                        "mgmt_only": True,
+                        "mac": _mac(n, 1),
+                        "addresses": [{"address": f"10.96.{third}.{fourth + 1}/16", "primary": True}],
+                    },
+                    {"name": "ens1f0", "type": "10gbase-x-sfpp", "mtu": 9000, "mac": _mac(n, 2)},
+                ],
+            }
+        )
     return {
         "tags": [{"name": "bench"}],
         "manufacturers": [{"name": "Bench"}],
         "device_types": [{"manufacturer": "bench", "model": "Bench Server", "slug": "bench-server"}],
-        "device_roles": [{"name": "Bench Control", "slug": "bench-control"},
-                         {"name": "Bench Compute", "slug": "bench-compute"}],
+        "device_roles": [
+            {"name": "Bench Control", "slug": "bench-control"},
+            {"name": "Bench Compute", "slug": "bench-compute"},
+        ],
         "platforms": [{"name": "Debian 12", "slug": "debian-12"}],
         "ipam_roles": [{"name": "Management"}],
         "sites": [{"name": "Bench DC", "slug": SITE}],
@@ -66,27 +79,48 @@ def _mac(n: int, nic: int) -> str:
 def configs(folder: Path, url: str) -> dict[str, Path]:
     ours = folder / "allmende" / "netbox.yml"
     ours.parent.mkdir()
-    ours.write_text(json.dumps({
-        "plugin": "allmende.cloud.netbox", "api_endpoint": url, "sites": [SITE],
-        "role_groups": ROLES, "group_by": ["site", "rack", "platform", "tags"],
-    }))
+    ours.write_text(
+        json.dumps(
+            {
+                "plugin": "allmende.cloud.netbox",
+                "api_endpoint": url,
+                "sites": [SITE],
+                "role_groups": ROLES,
+                "group_by": ["site", "rack", "platform", "tags"],
+            }
+        )
+    )
     theirs = folder / "nb" / "nb_inventory.yml"
     theirs.parent.mkdir()
-    theirs.write_text(json.dumps({
-        "plugin": "netbox.netbox.nb_inventory", "api_endpoint": url,
-        "token": {"type": "Bearer", "value": "{{ lookup('env', 'NETBOX_TOKEN') }}"},
-        "config_context": True, "flatten_config_context": True, "interfaces": True, "plurals": False,
-        "group_by": ["site", "rack", "platform", "tag"],
-        "groups": {group: f"role == '{role}'" for role, group in ROLES.items()},
-        "query_filters": [{"site": SITE}], "device_query_filters": [{"status": "active"}],
-    }))
+    theirs.write_text(
+        json.dumps(
+            {
+                "plugin": "netbox.netbox.nb_inventory",
+                "api_endpoint": url,
+                "token": {"type": "Bearer", "value": "{{ lookup('env', 'NETBOX_TOKEN') }}"},
+                "config_context": True,
+                "flatten_config_context": True,
+                "interfaces": True,
+                "plurals": False,
+                "group_by": ["site", "rack", "platform", "tag"],
+                "groups": {group: f"role == '{role}'" for role, group in ROLES.items()},
+                "query_filters": [{"site": SITE}],
+                "device_query_filters": [{"status": "active"}],
+            }
+        )
+    )
     return {"allmende.cloud.netbox": ours, "netbox.netbox.nb_inventory": theirs}
 
 
 def inventory(path: Path, env: dict[str, str]) -> tuple[float, dict]:
     start = time.perf_counter()
-    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(path), "--list"], env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(path), "--list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0 or not proc.stdout.startswith("{"):
         sys.exit(f"ansible-inventory failed for {path}:\n{proc.stderr[-2000:]}")
@@ -108,11 +142,15 @@ def summary(name: str, data: dict) -> dict:
     hostvars = data["_meta"]["hostvars"]
     groups = {g: sorted(data[g].get("hosts", [])) for g in ("control", "compute") if g in data}
     if name.startswith("allmende"):
-        ifaces = {h: sorted((i["name"], i["mtu"], (i["mac"] or "").lower()) for i in v["allmende_interfaces"])
-                  for h, v in hostvars.items()}
+        ifaces = {
+            h: sorted((i["name"], i["mtu"], (i["mac"] or "").lower()) for i in v["allmende_interfaces"])
+            for h, v in hostvars.items()
+        }
     else:
-        ifaces = {h: sorted((i["name"], i["mtu"], (i.get("mac_address") or "").lower()) for i in v["interfaces"])
-                  for h, v in hostvars.items()}
+        ifaces = {
+            h: sorted((i["name"], i["mtu"], (i.get("mac_address") or "").lower()) for i in v["interfaces"])
+            for h, v in hostvars.items()
+        }
     addresses = {h: v.get("ansible_host") for h, v in hostvars.items()}
     return {"hosts": sorted(hostvars), "groups": groups, "interfaces": ifaces, "ansible_host": addresses}
 
@@ -127,11 +165,20 @@ def main() -> int:
     client = NetboxClient(nb.url, nb.token())
     start = time.perf_counter()
     changes = Syncer(client, site_data(args.devices), "bench").run(apply=True)
-    print(f"loaded {args.devices} devices into {nb.url}: {len(changes)} objects written "
-          f"in {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"loaded {args.devices} devices into {nb.url}: {len(changes)} objects written "
+        f"in {time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
 
-    env = {**os.environ, "NETBOX_API": nb.url, "NETBOX_TOKEN": nb.token(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1"}
+    env = {
+        **os.environ,
+        "NETBOX_API": nb.url,
+        "NETBOX_TOKEN": nb.token(),
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         paths = configs(Path(tmp), nb.url)
         times: dict[str, list[float]] = {name: [] for name in paths}
@@ -147,14 +194,18 @@ def main() -> int:
     ours, theirs = (summary(n, results[n]) for n in paths)
     same = {key: ours[key] == theirs[key] for key in ours}
     print(f"\nsame data from both plugins: {same}")
-    print(f"hosts: {len(ours['hosts'])}, control: {len(ours['groups'].get('control', []))}, "
-          f"compute: {len(ours['groups'].get('compute', []))}")
+    print(
+        f"hosts: {len(ours['hosts'])}, control: {len(ours['groups'].get('control', []))}, "
+        f"compute: {len(ours['groups'].get('compute', []))}"
+    )
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, value in medians.items():
         print(f"{name:<28} median {value:8.2f} s")
     ratio = medians["netbox.netbox.nb_inventory"] / medians["allmende.cloud.netbox"]
-    print(f"speed-up allmende.cloud.netbox vs netbox.netbox.nb_inventory: {ratio:.1f}x "
-          f"({args.devices} devices, {args.runs} runs each)")
+    print(
+        f"speed-up allmende.cloud.netbox vs netbox.netbox.nb_inventory: {ratio:.1f}x "
+        f"({args.devices} devices, {args.runs} runs each)"
+    )
     return 0 if all(same.values()) else 1
 
 

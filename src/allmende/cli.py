@@ -70,6 +70,7 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
                     "failed_hosts": result.tracker.failed_hosts,
                     "failures": [f.__dict__ for f in result.tracker.final_failures()],
                     "run_dir": str(result.run_path),
+                    "stats": result.tracker.stats,
                 },
                 sort_keys=True,
             )

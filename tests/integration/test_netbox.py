@@ -27,13 +27,19 @@ def netbox():
 
 @pytest.fixture
 def env(netbox):
-    return {**os.environ, "NETBOX_API": netbox.url, "NETBOX_TOKEN": netbox.token,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return {
+        **os.environ,
+        "NETBOX_API": netbox.url,
+        "NETBOX_TOKEN": netbox.token,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
 
 
 def allmende(*args, env=None):
-    return subprocess.run([str(BIN / "allmende"), *args], capture_output=True, text=True, env=env, check=False,
-                          timeout=600)
+    return subprocess.run(
+        [str(BIN / "allmende"), *args], capture_output=True, text=True, env=env, check=False, timeout=600
+    )
 
 
 def inventory_file(folder: Path, **options) -> Path:
@@ -43,8 +49,13 @@ def inventory_file(folder: Path, **options) -> Path:
 
 
 def ansible_inventory(path: Path, env) -> dict:
-    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(path), "--list"], env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(path), "--list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("{"), proc.stderr
     return json.loads(proc.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
 
@@ -93,22 +104,28 @@ def test_structural_problems_refuse_the_whole_file(netbox, env, tmp_path):
 
 def test_inventory_from_netbox_has_groups_and_hostvars(netbox, env, tmp_path):
     allmende("netbox", "sync", str(SAMPLE), env=env)
-    path = inventory_file(tmp_path, sites=["sample-dc1"],
-                          role_groups={"hyperconverged": ["control", "network", "compute", "storage"],
-                                       "compute": ["compute"]},
-                          required_networks={"compute": ["tunnel"], "storage": ["storage"]})
+    path = inventory_file(
+        tmp_path,
+        sites=["sample-dc1"],
+        role_groups={"hyperconverged": ["control", "network", "compute", "storage"], "compute": ["compute"]},
+        required_networks={"compute": ["tunnel"], "storage": ["storage"]},
+    )
     data = ansible_inventory(path, env)
     assert sorted(data["control"]["hosts"]) == ["sample-hc1", "sample-hc2"]
     assert sorted(data["compute"]["hosts"]) == ["sample-cmp1", "sample-hc1", "sample-hc2"]
     assert "sample-cmp1" in data["site_sample_dc1"]["hosts"] and "tag_allmende" in data
     hv = data["_meta"]["hostvars"]["sample-hc1"]
     assert hv["ansible_host"] == "10.90.0.11"
-    assert hv["allmende_data_disks"] == ["/dev/nvme0n1", "/dev/nvme1n1"]      # local config context
-    assert hv["allmende_dns_servers"] == ["10.90.0.2", "10.90.0.3"]           # site config context
+    assert hv["allmende_data_disks"] == ["/dev/nvme0n1", "/dev/nvme1n1"]  # local config context
+    assert hv["allmende_dns_servers"] == ["10.90.0.2", "10.90.0.3"]  # site config context
     ifaces = {i["name"]: i for i in hv["allmende_interfaces"]}
     assert ifaces["bond0"]["type"] == "lag" and ifaces["bond0"]["mtu"] == 9000
     assert ifaces["ens1f0"]["lag"] == "bond0" and ifaces["ens1f0"]["mac"] == "0c:c4:7a:00:01:10"
-    assert (ifaces["bond0.20"]["type"], ifaces["bond0.20"]["parent"], ifaces["bond0.20"]["vid"]) == ("vlan", "bond0", 20)
+    assert (ifaces["bond0.20"]["type"], ifaces["bond0.20"]["parent"], ifaces["bond0.20"]["vid"]) == (
+        "vlan",
+        "bond0",
+        20,
+    )
     assert ifaces["bond0.30"]["addresses"] == ["10.90.30.11/24"]
     assert hv["allmende_networks"]["tunnel"]["address"] == "10.90.20.11"
     assert hv["allmende_networks"]["storage"]["vlan"] == 30
@@ -121,9 +138,12 @@ def test_inventory_from_netbox_has_groups_and_hostvars(netbox, env, tmp_path):
 def test_every_kind_of_bad_data_is_reported_and_no_host_is_touched(netbox, env, tmp_path):
     loaded = allmende("netbox", "sync", str(BAD), env=env)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    path = inventory_file(tmp_path, sites=["bad-a", "bad-b"], role_groups={"bad-hc": ["control", "compute"],
-                                                                             "bad-compute": ["compute"]},
-                          required_networks={"compute": ["tunnel"]})
+    path = inventory_file(
+        tmp_path,
+        sites=["bad-a", "bad-b"],
+        role_groups={"bad-hc": ["control", "compute"], "bad-compute": ["compute"]},
+        required_networks={"compute": ["tunnel"]},
+    )
     check = allmende("inventory", "check", "-i", str(path), "--json", env=env)
     assert check.returncode == 1
     problems = "\n".join(json.loads(check.stdout)["problems"])

@@ -11,9 +11,17 @@ ROLE_CMP = {"id": 2, "slug": "cmp", "name": "CMP"}
 
 
 def device(i, name, role=ROLE_HC, primary="10.0.0.{i}/24", **extra):
-    d = {"id": i, "name": name, "site": SITE, "role": role, "tags": [{"slug": "allmende", "name": "allmende"}],
-         "platform": {"slug": "debian-12"}, "rack": {"id": 1, "name": "r1"}, "custom_fields": {},
-         "config_context": {"allmende_data_disks": ["/dev/sdb"]}}
+    d = {
+        "id": i,
+        "name": name,
+        "site": SITE,
+        "role": role,
+        "tags": [{"slug": "allmende", "name": "allmende"}],
+        "platform": {"slug": "debian-12"},
+        "rack": {"id": 1, "name": "r1"},
+        "custom_fields": {},
+        "config_context": {"allmende_data_disks": ["/dev/sdb"]},
+    }
     if primary:
         d["primary_ip4"] = {"id": 100 + i, "address": primary.format(i=i)}
     d.update(extra)
@@ -21,13 +29,27 @@ def device(i, name, role=ROLE_HC, primary="10.0.0.{i}/24", **extra):
 
 
 def iface(i, dev, name, type_="1000base-t", **extra):
-    return {"id": i, "device": {"id": dev, "name": f"n{dev}"}, "name": name, "type": {"value": type_}, "enabled": True,
-            "mtu": extra.pop("mtu", None), "mgmt_only": False, "mac_address": extra.pop("mac", None), **extra}
+    return {
+        "id": i,
+        "device": {"id": dev, "name": f"n{dev}"},
+        "name": name,
+        "type": {"value": type_},
+        "enabled": True,
+        "mtu": extra.pop("mtu", None),
+        "mgmt_only": False,
+        "mac_address": extra.pop("mac", None),
+        **extra,
+    }
 
 
 def addr(i, address, iface_id, role=None):
-    return {"id": i, "address": address, "assigned_object_type": "dcim.interface", "assigned_object_id": iface_id,
-            "role": role}
+    return {
+        "id": i,
+        "address": address,
+        "assigned_object_type": "dcim.interface",
+        "assigned_object_id": iface_id,
+        "role": role,
+    }
 
 
 PREFIXES = [
@@ -54,8 +76,11 @@ def good_site():
         iface(23, 2, "ens1f0", "10gbase-x-sfpp"),
     ]
     addresses = [
-        addr(101, "10.0.0.1/24", 11), addr(102, "10.0.0.2/24", 21),
-        addr(103, "10.20.0.1/24", 15), addr(104, "10.20.0.2/24", 22), addr(105, "10.30.0.1/24", 18),
+        addr(101, "10.0.0.1/24", 11),
+        addr(102, "10.0.0.2/24", 21),
+        addr(103, "10.20.0.1/24", 15),
+        addr(104, "10.20.0.2/24", 22),
+        addr(105, "10.30.0.1/24", 18),
     ]
     return devices, interfaces, addresses
 
@@ -78,11 +103,20 @@ def test_hosts_groups_and_hostvars():
     ifaces = {i["name"]: i for i in hv["allmende_interfaces"]}
     assert ifaces["bond0"]["type"] == "lag" and ifaces["bond0"]["lag_mode"] == "802.3ad"
     assert ifaces["ens1f0"]["lag"] == "bond0" and ifaces["ens1f0"]["mtu"] == 9000
-    assert (ifaces["bond0.20"]["type"], ifaces["bond0.20"]["parent"], ifaces["bond0.20"]["vid"]) == ("vlan", "bond0", 20)
+    assert (ifaces["bond0.20"]["type"], ifaces["bond0.20"]["parent"], ifaces["bond0.20"]["vid"]) == (
+        "vlan",
+        "bond0",
+        20,
+    )
     assert ifaces["ens2"]["bridge"] == "br-ex" and ifaces["br-ex"]["type"] == "bridge"
     assert ifaces["eno1"]["mac"] == "0c:c4:7a:00:00:01" and ifaces["eno1"]["mgmt_only"] is True
-    assert hv["allmende_networks"]["tunnel"] == {"interface": "bond0.20", "address": "10.20.0.1",
-                                                 "cidr": "10.20.0.1/24", "prefix": "10.20.0.0/24", "vlan": 20}
+    assert hv["allmende_networks"]["tunnel"] == {
+        "interface": "bond0.20",
+        "address": "10.20.0.1",
+        "cidr": "10.20.0.1/24",
+        "prefix": "10.20.0.0/24",
+        "vlan": 20,
+    }
     assert hv["allmende_networks"]["storage"]["interface"] == "bond0.30"
     assert hv["allmende_networks"]["management"]["address"] == "10.0.0.1"
 
@@ -95,18 +129,18 @@ def test_config_context_can_stay_nested():
 
 def test_every_kind_of_bad_data_is_reported_at_once():
     devices, interfaces, addresses = good_site()
-    devices.append(device(3, "n3", primary=None))                       # no primary IP
-    devices.append(device(4, "n1", site={"id": 2, "slug": "dc2"}))      # duplicate host name
-    devices.append(device(5, "n5", role={"slug": "mystery"}))           # role without mapping
+    devices.append(device(3, "n3", primary=None))  # no primary IP
+    devices.append(device(4, "n1", site={"id": 2, "slug": "dc2"}))  # duplicate host name
+    devices.append(device(5, "n5", role={"slug": "mystery"}))  # role without mapping
     interfaces += [
         iface(31, 3, "ens1f0", mtu=9000, lag={"id": 33}),
-        iface(32, 3, "ens1f1", mtu=1500, lag={"id": 33}),                # LAG members differ in MTU
+        iface(32, 3, "ens1f1", mtu=1500, lag={"id": 33}),  # LAG members differ in MTU
         iface(33, 3, "bond0", "lag"),
-        iface(34, 3, "vlan40", "virtual", untagged_vlan={"vid": 40}),    # VLAN interface without parent
+        iface(34, 3, "vlan40", "virtual", untagged_vlan={"vid": 40}),  # VLAN interface without parent
     ]
     addresses += [
-        addr(106, "10.0.0.1/24", 31),                                     # duplicate of n1's address
-        addr(107, "192.168.99.5/24", 32),                                 # outside every prefix
+        addr(106, "10.0.0.1/24", 31),  # duplicate of n1's address
+        addr(107, "192.168.99.5/24", 32),  # outside every prefix
     ]
     m = build(devices, interfaces, addresses, required_networks={"storage": ["storage"]})
     text = "\n".join(m.problems)
@@ -123,8 +157,10 @@ def test_every_kind_of_bad_data_is_reported_at_once():
 
 def test_shared_addresses_with_an_anycast_role_are_fine():
     devices, interfaces, addresses = good_site()
-    addresses += [addr(120, "10.0.0.250/24", 11, role={"value": "vip"}),
-                  addr(121, "10.0.0.250/24", 21, role={"value": "vip"})]
+    addresses += [
+        addr(120, "10.0.0.250/24", 11, role={"value": "vip"}),
+        addr(121, "10.0.0.250/24", 21, role={"value": "vip"}),
+    ]
     assert build(devices, interfaces, addresses).problems == []
 
 

@@ -19,14 +19,20 @@ def test_structural_problems_are_all_listed_with_object_and_field():
         "sites": [{"name": "A"}, {"name": "A"}],
         "vlans": [{"vid": 5000, "name": "x", "site": "a"}],
         "prefixes": [{"prefix": "10.0.0.1/24"}],
-        "devices": [{
-            "name": "d1", "site": "a", "role": "r", "device_type": "t", "colour": "red",
-            "interfaces": [
-                {"name": "eth0", "type": "1000base-t", "mtu": 10, "mac": "zz", "addresses": ["10.0.0.300/24"]},
-                {"name": "eth0.5", "type": "virtual", "parent": "eth9"},
-                {"name": "eth0", "type": "1000base-t"},
-            ],
-        }],
+        "devices": [
+            {
+                "name": "d1",
+                "site": "a",
+                "role": "r",
+                "device_type": "t",
+                "colour": "red",
+                "interfaces": [
+                    {"name": "eth0", "type": "1000base-t", "mtu": 10, "mac": "zz", "addresses": ["10.0.0.300/24"]},
+                    {"name": "eth0.5", "type": "virtual", "parent": "eth9"},
+                    {"name": "eth0", "type": "1000base-t"},
+                ],
+            }
+        ],
         "widgets": [],
     }
     problems = check_site_data(data, "f.yml")
@@ -60,9 +66,13 @@ def test_netbox_values_normalise_to_what_is_written():
 
 
 def test_interfaces_are_written_after_what_they_refer_to():
-    by_name = {"bond0": {"name": "bond0"}, "bond0.20": {"name": "bond0.20", "parent": "bond0"},
-               "ens1": {"name": "ens1", "lag": "bond0"}, "br": {"name": "br"},
-               "bond0.20-br": {"name": "x", "bridge": "br"}}
+    by_name = {
+        "bond0": {"name": "bond0"},
+        "bond0.20": {"name": "bond0.20", "parent": "bond0"},
+        "ens1": {"name": "ens1", "lag": "bond0"},
+        "br": {"name": "br"},
+        "bond0.20-br": {"name": "x", "bridge": "br"},
+    }
     assert _depth(by_name["bond0"], by_name) == 0
     assert _depth(by_name["bond0.20"], by_name) == 1
     assert _depth(by_name["ens1"], by_name) == 1

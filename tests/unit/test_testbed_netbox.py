@@ -5,18 +5,28 @@ from allmende.netbox_sync import check_site_data
 def make_testbed(count=4):
     tb = testbed.Testbed("t1", "img", "allmende-t1-mgmt", "10.213.12.0/24", "allmende-t1-data")
     for i in range(1, count + 1):
-        tb.nodes.append(testbed.Node(
-            f"node{i}", f"allmende-t1-node{i}",
-            [testbed.Nic("eth0", "mgmt", testbed.mac_for("t1", i, 0), f"10.213.12.{10 + i}/24"),
-             testbed.Nic("eth1", "data", testbed.mac_for("t1", i, 1))],
-            [testbed.Disk(f"/d{i}.img", f"/dev/loop{i}", "20G")], testbed.groups_for(i, count)))
+        tb.nodes.append(
+            testbed.Node(
+                f"node{i}",
+                f"allmende-t1-node{i}",
+                [
+                    testbed.Nic("eth0", "mgmt", testbed.mac_for("t1", i, 0), f"10.213.12.{10 + i}/24"),
+                    testbed.Nic("eth1", "data", testbed.mac_for("t1", i, 1)),
+                ],
+                [testbed.Disk(f"/d{i}.img", f"/dev/loop{i}", "20G")],
+                testbed.groups_for(i, count),
+            )
+        )
     return tb
 
 
 def test_networks_sit_next_to_the_management_subnet():
     nets = testbed_netbox.networks(make_testbed())
     assert {k: str(v) for k, v in nets.items()} == {
-        "management": "10.213.12.0/24", "tunnel": "10.214.12.0/24", "storage": "10.215.12.0/24"}
+        "management": "10.213.12.0/24",
+        "tunnel": "10.214.12.0/24",
+        "storage": "10.215.12.0/24",
+    }
 
 
 def test_site_data_describes_every_node_and_is_a_valid_site_file():
