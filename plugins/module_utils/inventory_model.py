@@ -15,6 +15,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
+SHARED_ROLES = ("anycast", "vip", "vrrp", "hsrp", "carp")  # addresses meant to exist more than once
 LAG_MODES = ("802.3ad", "active-backup", "balance-rr", "balance-xor", "broadcast", "balance-tlb", "balance-alb")
 
 
@@ -107,10 +108,8 @@ class Model(object):
     def build(self):
         by_device = {}
         for iface in self.interfaces:
-            if iface.get("virtual_machine"):
-                owner = ("vm", _id(iface["virtual_machine"]))
-            else:
-                owner = _id(iface.get("device"))
+            vm = iface.get("virtual_machine")
+            owner = ("vm", _id(vm)) if vm else _id(iface.get("device"))
             by_device.setdefault(owner, []).append(iface)
         addrs_by_iface = {}
         for address in self.addresses:
@@ -268,8 +267,8 @@ class Model(object):
         for ip, entries in sorted(owners.items()):
             # only duplicates that involve a host of this inventory
             ours = [e for e in entries if (e.get("assigned_object_type"), e.get("assigned_object_id")) in self._owned]
-            if ours and len(entries) > 1 and not all(_choice(e.get("role")) in ("anycast", "vip", "vrrp", "hsrp", "carp")
-                                            for e in entries):
+            shared = all(_choice(e.get("role")) in SHARED_ROLES for e in entries)
+            if ours and len(entries) > 1 and not shared:
                 where = ", ".join(sorted(self._where(e) for e in entries))
                 self.problem("ip address %s" % ip, "address", "assigned %d times (%s)" % (len(entries), where))
 

@@ -537,7 +537,7 @@ def down(purge: bool = False, log: Log = _quiet) -> None:
             pid = int(pidfile.read_text().split()[0])
             os.kill(pid, signal.SIGTERM)
             _wait(lambda p=pidfile: not _alive(p), 30, f"{name} did not stop")
-            log(f"stopped {name.split('.')[0]}")
+            log(f"stopped {name.removesuffix('.pid')}")
     if _alive(nb.pgdata / "postmaster.pid"):
         _run([str(PG_BIN / "pg_ctl"), "-D", str(nb.pgdata), "-m", "fast", "-w", "stop"], user="postgres", cwd="/")
         log("stopped postgres")

@@ -662,7 +662,7 @@ class Syncer:
     ) -> None:
         endpoint = KINDS["devices" if kind == "primary_ips" else kind].endpoint
         deferred: list[tuple[Desired, dict[str, Any]]] = []
-        waves = sorted({d.wave for d, _ in creates + updates})
+        waves = sorted({pair[0].wave for pair in creates + updates})
         for wave in waves:
             batch = []
             for desired, payload in [c for c in creates if c[0].wave == wave]:
@@ -671,9 +671,8 @@ class Syncer:
                 if later:
                     deferred.append((desired, later))
             if batch:
-                for (desired, _), obj in zip(
-                    batch, self.client.create(endpoint, [_wire(p) for _, p in batch]), strict=True
-                ):
+                created = self.client.create(endpoint, [_wire(pair[1]) for pair in batch])
+                for (desired, _payload), obj in zip(batch, created, strict=True):
                     self.index[kind][desired.key] = obj["id"]
                     self.existing[kind][desired.key] = obj
             changes = [self._resolve(p) for d, p in updates if d.wave == wave]

@@ -10,12 +10,12 @@ ROLE_HC = {"id": 1, "slug": "hc", "name": "HC"}
 ROLE_CMP = {"id": 2, "slug": "cmp", "name": "CMP"}
 
 
-def device(i, name, role=ROLE_HC, primary="10.0.0.{i}/24", **extra):
+def device(i, name, role=None, primary="10.0.0.{i}/24", **extra):
     d = {
         "id": i,
         "name": name,
         "site": SITE,
-        "role": role,
+        "role": role or ROLE_HC,
         "tags": [{"slug": "allmende", "name": "allmende"}],
         "platform": {"slug": "debian-12"},
         "rack": {"id": 1, "name": "r1"},
