@@ -214,7 +214,6 @@ API_TOKEN_PEPPERS = {{1: {data["pepper"]!r}}}
 ISOLATED_DEPLOYMENT = True
 CENSUS_REPORTING_ENABLED = False
 RELEASE_CHECK_URL = None
-MAX_PAGE_SIZE = 5000
 # Duplicate addresses are allowed here, as in many production NetBoxes: `allmende inventory check`
 # reports them (and the tests create some on purpose).
 ENFORCE_GLOBAL_UNIQUE = False
