@@ -434,9 +434,9 @@ def create_node(tb: Testbed, node: Node, apt_cache: Path) -> None:
         "--label",
         f"allmende.node={node.name}",
         "--network",
-        f"{tb.mgmt_network}:ip={node.address},mac={mgmt.mac}",
+        f"{tb.mgmt_network}:interface_name={mgmt.name},ip={node.address},mac={mgmt.mac}",
         "--network",
-        f"{tb.data_network}:mac={data.mac}",
+        f"{tb.data_network}:interface_name={data.name},mac={data.mac}",
         "-v",
         f"{apt_cache}:/var/cache/apt/archives",
     ]
