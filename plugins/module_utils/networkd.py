@@ -477,7 +477,7 @@ def plan(
             if known:
                 candidates.append(max(known))  # a parent must carry its largest VLAN
             if candidates:
-                mtu[name] = max(candidates)
+                mtu[name] = candidates[0]  # the first source in the order above wins
                 changed = True
         if not changed:
             break
@@ -746,13 +746,19 @@ def _plan_routes(routes, managed, by_name, protected, problems):
         ifname = _opt_str(route.get("interface"))
         owners = []
         for name in sorted(by_name):
+            if owners is None:
+                break
             for addr in by_name[name]["addresses"]:
                 iface = ipaddress.ip_interface(addr)
                 if iface.ip == via:
                     problems.add(subject, "via", "%s is an address of this host (%s)" % (via, name))
                     bad = True
+                    owners = None
+                    break
                 elif iface.version == via.version and via in iface.network:
                     owners.append(name)
+        if owners is None:
+            continue
         if ifname is not None:
             if ifname not in managed:
                 why = "is not managed by the role" if ifname in by_name else "is not an interface of this host"
