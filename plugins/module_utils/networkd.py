@@ -239,6 +239,39 @@ def _live_index(live):
     return out
 
 
+# Kinds of links a physical NIC can be on a host (none for real NICs; veth on container hosts).
+NIC_KINDS = (None, "veth")
+
+
+def _match_kind(rec, match_mac):
+    """How a managed interface's .network file finds its link: 'permanent'/'current' MAC, or None (name)."""
+    if rec["type"] != "physical" or not rec["mac"] or match_mac == "off":
+        return None
+    if match_mac == "current" and rec["lag"]:
+        return None  # a LAG member's current MAC changes when it joins the bond: match by name
+    return match_mac
+
+
+def _live_names(by_name, live_links, match_mac):
+    """{inventory name: (host's link name or None, how it was found)} for physical NICs and others."""
+    nics = []
+    for ifname, link in sorted(live_links.items()):
+        kind = (link.get("linkinfo") or {}).get("info_kind")
+        if kind in NIC_KINDS:
+            address = (link.get("address") or "").lower()
+            nics.append((ifname, address, (link.get("permaddr") or address).lower()))
+    out = {}
+    for name, rec in by_name.items():
+        match = _match_kind(rec, match_mac) if rec["type"] == "physical" else None
+        if match is None:
+            out[name] = (name if name in live_links else None, "name")
+            continue
+        column = 2 if match == "permanent" else 1
+        found = [nic[0] for nic in nics if nic[column] == rec["mac"]]
+        out[name] = (found[0] if len(found) == 1 else None, "mac" if len(found) <= 1 else "ambiguous")
+    return out
+
+
 def ifupdown_names(text):
     """Interface names that an ifupdown configuration (/etc/network/interfaces) configures."""
     names = set()
@@ -376,8 +409,12 @@ def plan(
             else:
                 owner[ip] = name
 
-    # Safety: the management connection and everything under it is left alone.
+    # Physical NICs with a known MAC are found by it, whatever the host calls them.
     live_links = _live_index(live)
+    live_names = _live_names(by_name, live_links, match_mac) if live is not None else {}
+    inventory_name = dict((v[0], k) for k, v in live_names.items() if v[0])
+
+    # Safety: the management connection and everything under it is left alone.
     connection_ip = None
     if connection_address:
         try:
@@ -393,8 +430,9 @@ def plan(
             for info in link.get("addr_info") or []:
                 if info.get("local") == str(connection_ip):
                     live_connection = ifname
-        if live_connection in by_name:
-            connection_names.add(live_connection)
+        if live_connection is not None:
+            connection_names.add(inventory_name.get(live_connection, live_connection))
+        connection_names &= set(by_name)
     protected = set()
     reasons = {}
     if not manage_mgmt:
@@ -511,23 +549,25 @@ def plan(
                 )
 
     # What the host reports must fit the data.
+    renamed = {}
     if live is not None:
         for name in sorted(managed):
             rec = managed[name]
             link = live_links.get(name)
             if rec["type"] == "physical":
-                if link is None:
+                found, how = live_names[name]
+                if how == "ambiguous":
+                    problems.iface(name, "mac", "more than one interface of the host has %s" % rec["mac"])
+                elif found is None and how == "mac":
+                    problems.iface(
+                        name,
+                        "mac",
+                        "no interface of the host has the %s MAC %s" % (_match_kind(rec, match_mac), rec["mac"]),
+                    )
+                elif found is None:
                     problems.iface(name, "name", "the host has no interface %s" % name)
-                    continue
-                if rec["mac"] and match_mac != "off":
-                    have = set([(link.get("address") or "").lower(), (link.get("permaddr") or "").lower()])
-                    if rec["mac"] not in have:
-                        problems.iface(
-                            name,
-                            "mac",
-                            "the inventory says %s, the host's %s has %s"
-                            % (rec["mac"], name, link.get("permaddr") or link.get("address")),
-                        )
+                elif found != name:
+                    renamed[name] = found
             elif rec["type"] in NETDEV_KINDS and link is not None:
                 kind = (link.get("linkinfo") or {}).get("info_kind")
                 if kind != NETDEV_KINDS[rec["type"]]:
@@ -538,7 +578,7 @@ def plan(
                         % (name, kind or "plain", NETDEV_KINDS[rec["type"]]),
                     )
     foreign = ifupdown_names(ifupdown_config)
-    for name in sorted(set(managed) & foreign):
+    for name in sorted(n for n in managed if n in foreign or renamed.get(n) in foreign):
         problems.iface(
             name,
             None,
@@ -602,15 +642,12 @@ def plan(
     for name in sorted(managed):
         rec = managed[name]
         kind = NETDEV_KINDS.get(rec["type"])
-        match = None
-        if rec["type"] == "physical" and rec["mac"]:
-            match = match_mac if match_mac != "off" else None
-            if match == "current" and rec["lag"]:
-                match = None  # a LAG member's current MAC changes when it joins the bond: match by name
+        match = _match_kind(rec, match_mac)
         master = rec["lag"] if rec["lag"] in managed else (rec["bridge"] if rec["bridge"] in managed else None)
         records.append(
             {
                 "name": name,
+                "link": renamed.get(name, name),
                 "type": rec["type"],
                 "kind": kind,
                 "mtu": mtu[name],
@@ -626,14 +663,22 @@ def plan(
                 "addresses": list(rec["addresses"]),
                 "routes": [r for r in planned_routes if r["interface"] == name],
                 "lowers": sorted(x for x in _lowers(rec, managed, members, ports) if x in managed),
+                "network_file": prefix + name + ".network",
             }
         )
+    for rec in records:
+        rec["lower_links"] = sorted(renamed.get(x, x) for x in rec["lowers"])
+    protected_links = set(live_names.get(n, (n, None))[0] or n for n in protected)
+    if live_connection is not None:
+        protected_links.add(live_connection)
     return {
         "host": host,
         "problems": problems.items,
         "managed": records,
         "skipped": skipped,
         "protected": sorted(protected),
+        "protected_links": sorted(protected_links),
+        "renamed": renamed,
         "connection_interface": live_connection or (sorted(connection_names)[0] if connection_names else None),
         "dns": dns,
         "options": {
@@ -838,11 +883,14 @@ def _netdev(rec, options):
 
 
 def _network(rec, options):
-    match = [("Name", rec["name"])]
+    # By MAC without the name, so the NIC is found whatever the host calls it; Type=ether keeps
+    # bonds, bridges and VLANs that carry the same MAC from matching.
     if rec["match_mac"] == "permanent":
-        match.append(("PermanentMACAddress", rec["mac"]))
+        match = [("Type", "ether"), ("PermanentMACAddress", rec["mac"])]
     elif rec["match_mac"] == "current":
-        match.append(("MACAddress", rec["mac"]))
+        match = [("Type", "ether"), ("MACAddress", rec["mac"])]
+    else:
+        match = [("Name", rec["name"])]
     link = []
     if rec["mtu"] is not None:
         link.append(("MTUBytes", rec["mtu"]))
@@ -919,6 +967,54 @@ def unit_name(text, section, key="Name"):
 # ---------------------------------------------------------------------------------- drift
 
 
+def _link_drift(rec, links, states, add):
+    name = rec["name"]
+    live_name = rec.get("link") or name
+    link = links.get(live_name)
+    if live_name != name:
+        name = "%s (%s on the host)" % (name, live_name)
+    if link is None:
+        add(name, "missing on the host")
+        return
+    setup = states.get(live_name)
+    if setup is not None and setup != "configured":
+        hint = ""
+        if setup == "unmanaged" and rec["match_mac"]:
+            hint = " (no .network file matches it: is %s its %s MAC?)" % (rec["mac"], rec["match_mac"])
+        add(name, "systemd-networkd state is %s, expected configured%s" % (setup, hint))
+    flags = link.get("flags") or []
+    if "UP" not in flags:
+        add(name, "is down")
+    info = link.get("linkinfo") or {}
+    if rec["kind"] and info.get("info_kind") != rec["kind"]:
+        add(name, "is a %s device, expected %s" % (info.get("info_kind") or "plain", rec["kind"]))
+    data = info.get("info_data") or {}
+    if rec["kind"] == "vlan":
+        if data.get("id") != rec["vid"]:
+            add(name, "VLAN id is %s, expected %s" % (data.get("id"), rec["vid"]))
+        parent = (rec.get("lower_links") or [rec["parent"]])[0]
+        if link.get("link") != parent:
+            add(name, "VLAN parent is %s, expected %s" % (link.get("link"), parent))
+    if rec["kind"] == "bond" and data.get("mode") != rec["lag_mode"]:
+        add(name, "bond mode is %s, expected %s" % (data.get("mode"), rec["lag_mode"]))
+    if rec["mtu"] is not None and link.get("mtu") != rec["mtu"]:
+        add(name, "MTU is %s, expected %s" % (link.get("mtu"), rec["mtu"]))
+    if link.get("master") != rec["master"]:
+        add(name, "master is %s, expected %s" % (link.get("master") or "none", rec["master"] or "none"))
+    have = set()
+    for info_addr in link.get("addr_info") or []:
+        if info_addr.get("scope") == "global" and info_addr.get("local"):
+            have.add(str(ipaddress.ip_interface("%s/%s" % (info_addr["local"], info_addr.get("prefixlen")))))
+    want = set(str(ipaddress.ip_interface(a)) for a in rec["addresses"])
+    for addr in sorted(want - have):
+        add(name, "address %s is missing" % addr)
+    for addr in sorted(have - want):
+        add(name, "has address %s, which the inventory does not list" % addr)
+    for info_addr in link.get("addr_info") or []:
+        if info_addr.get("dadfailed"):
+            add(name, "address %s failed duplicate address detection" % info_addr.get("local"))
+
+
 def drift(the_plan, state, names_only=False):
     """Where the host differs from the plan: a list of readable findings (empty: none).
 
@@ -932,7 +1028,6 @@ def drift(the_plan, state, names_only=False):
 
     def add(name, message):
         found.append("%s%s: %s" % (host + ": " if host else "", name, message))
-        names.add(name)
 
     state = state or {}
     links = _live_index(state.get("links"))
@@ -940,47 +1035,10 @@ def drift(the_plan, state, names_only=False):
     if the_plan.get("managed") and state.get("networkd_active") is False:
         add("systemd-networkd", "is not running")
     for rec in the_plan.get("managed", []):
-        name = rec["name"]
-        link = links.get(name)
-        if link is None:
-            add(name, "missing on the host")
-            continue
-        setup = states.get(name)
-        if setup is not None and setup != "configured":
-            hint = ""
-            if setup == "unmanaged" and rec["match_mac"]:
-                hint = " (no .network file matches it: is %s its %s MAC?)" % (rec["mac"], rec["match_mac"])
-            add(name, "systemd-networkd state is %s, expected configured%s" % (setup, hint))
-        flags = link.get("flags") or []
-        if "UP" not in flags:
-            add(name, "is down")
-        info = link.get("linkinfo") or {}
-        if rec["kind"] and info.get("info_kind") != rec["kind"]:
-            add(name, "is a %s device, expected %s" % (info.get("info_kind") or "plain", rec["kind"]))
-        data = info.get("info_data") or {}
-        if rec["kind"] == "vlan":
-            if data.get("id") != rec["vid"]:
-                add(name, "VLAN id is %s, expected %s" % (data.get("id"), rec["vid"]))
-            if link.get("link") != rec["parent"]:
-                add(name, "VLAN parent is %s, expected %s" % (link.get("link"), rec["parent"]))
-        if rec["kind"] == "bond" and data.get("mode") != rec["lag_mode"]:
-            add(name, "bond mode is %s, expected %s" % (data.get("mode"), rec["lag_mode"]))
-        if rec["mtu"] is not None and link.get("mtu") != rec["mtu"]:
-            add(name, "MTU is %s, expected %s" % (link.get("mtu"), rec["mtu"]))
-        if link.get("master") != rec["master"]:
-            add(name, "master is %s, expected %s" % (link.get("master") or "none", rec["master"] or "none"))
-        have = set()
-        for info_addr in link.get("addr_info") or []:
-            if info_addr.get("scope") == "global" and info_addr.get("local"):
-                have.add(str(ipaddress.ip_interface("%s/%s" % (info_addr["local"], info_addr.get("prefixlen")))))
-        want = set(str(ipaddress.ip_interface(a)) for a in rec["addresses"])
-        for addr in sorted(want - have):
-            add(name, "address %s is missing" % addr)
-        for addr in sorted(have - want):
-            add(name, "has address %s, which the inventory does not list" % addr)
-        for info_addr in link.get("addr_info") or []:
-            if info_addr.get("dadfailed"):
-                add(name, "address %s failed duplicate address detection" % info_addr.get("local"))
+        before = len(found)
+        _link_drift(rec, links, states, add)
+        if len(found) > before:
+            names.add(rec.get("link") or rec["name"])
     present = set()
     for route in state.get("routes") or []:
         if isinstance(route, dict) and route.get("gateway"):
@@ -989,12 +1047,13 @@ def drift(the_plan, state, names_only=False):
                 dst = str(ipaddress.ip_network(dst, strict=False))
             present.add((dst, route.get("gateway"), route.get("dev")))
     for rec in the_plan.get("managed", []):
-        if rec["name"] not in links:
+        live_name = rec.get("link") or rec["name"]
+        if live_name not in links:
             continue
         for route in rec["routes"]:
-            if (route["to"], route["via"], rec["name"]) not in present:
+            if (route["to"], route["via"], live_name) not in present:
                 add(rec["name"], "route to %s via %s is missing" % (route["to"], route["via"]))
+                names.add(live_name)
     if names_only:
-        managed = set(rec["name"] for rec in the_plan.get("managed", []))
-        return sorted((names & managed) & set(links))
+        return sorted(names & set(links))
     return found

@@ -42,6 +42,10 @@ options:
     description: Device name to the links below it (LAG members, bridge ports, VLAN parent).
     type: dict
     default: {}
+  link_files:
+    description: Link name to its C(.network) file name, where it is not O(prefix) + link + C(.network).
+    type: dict
+    default: {}
   protected:
     description: Links this module must never delete or reconfigure (the management connection).
     type: list
@@ -168,6 +172,7 @@ def main():
             reconfigure=dict(type="list", elements="str", default=[]),
             links=dict(type="list", elements="str", default=[]),
             lowers=dict(type="dict", default={}),
+            link_files=dict(type="dict", default={}),
             protected=dict(type="list", elements="str", default=[]),
             directory=dict(type="path", default="/etc/systemd/network"),
             prefix=dict(type="str", default="50-allmende-"),
@@ -214,7 +219,7 @@ def main():
             module.fail_json(msg="systemd-networkd still lists %s after deleting it" % ", ".join(delete), **result)
     for name in below:
         # A new mtime makes networkd re-read the file, so the link refers to the recreated device.
-        path = os.path.join(p["directory"], p["prefix"] + name + ".network")
+        path = os.path.join(p["directory"], p["link_files"].get(name) or p["prefix"] + name + ".network")
         if os.path.exists(path):
             os.utime(path, None)
     if active:

@@ -15,8 +15,9 @@ description:
   - Writes every file of O(files) into O(directory) whose content differs, and removes the files
     in O(directory) that start with O(prefix) but are not in O(files) (files this module wrote
     earlier for interfaces that are gone). Files without the prefix are never touched.
-  - Reports which links and devices the change affects, from the C([Match] Name=) of added,
-    changed and removed C(.network) files and the C([NetDev] Name=) of C(.netdev) files.
+  - Reports which links and devices the change affects, from the C([Match]) section of added,
+    changed and removed C(.network) files (C(Name=), or the link that has the C(MACAddress=) or
+    C(PermanentMACAddress=)) and the C([NetDev] Name=) of C(.netdev) files.
   - Until M(allmende.cloud.networkd_apply) has applied them, the changes are kept in
     O(pending_file), so that a run that stops between writing and applying is completed by the
     next run even though the files no longer change.
@@ -119,8 +120,41 @@ def existing_files(directory, prefix):
     return out
 
 
-def compare(current, wanted):
+def matched_link(text, macs):
+    """The link a .network file applies to: [Match] Name=, else the link with its MAC."""
+    name = unit_name(text, "Match")
+    if name:
+        return name
+    for key in ("PermanentMACAddress", "MACAddress"):
+        mac = unit_name(text, "Match", key)
+        if mac:
+            return macs.get((key, mac.lower()))
+    return None
+
+
+def host_macs(module):
+    """{(match key, mac): link} for the host's NICs, from ip -j link show."""
+    ip = module.get_bin_path("ip")
+    if not ip:
+        return {}
+    rc, out, _err = module.run_command([ip, "-j", "link", "show"])
+    try:
+        links = json.loads(out) if rc == 0 else []
+    except ValueError:
+        links = []
+    macs = {}
+    for link in links:
+        if (link.get("linkinfo") or {}).get("info_kind") not in (None, "veth"):
+            continue
+        address = (link.get("address") or "").lower()
+        macs[("MACAddress", address)] = link.get("ifname")
+        macs[("PermanentMACAddress", (link.get("permaddr") or address).lower())] = link.get("ifname")
+    return macs
+
+
+def compare(current, wanted, macs=None):
     """-> (to write, to remove, changes) for the current and wanted {name: content}."""
+    macs = macs or {}
     write = sorted(n for n in wanted if current.get(n) != wanted[n])
     remove = sorted(n for n in current if n not in wanted)
     changes = empty_changes()
@@ -128,7 +162,7 @@ def compare(current, wanted):
         old, new = current.get(name), wanted.get(name)
         if name.endswith(".network"):
             for text in (old, new):
-                link = unit_name(text, "Match") if text is not None else None
+                link = matched_link(text, macs) if text is not None else None
                 if link and link not in changes["links"]:
                     changes["links"].append(link)
         elif name.endswith(".netdev"):
@@ -197,7 +231,7 @@ def main():
             % (prefix, " or ".join(SUFFIXES), ", ".join(bad))
         )
     current = existing_files(directory, prefix)
-    write, remove, changes = compare(current, wanted)
+    write, remove, changes = compare(current, wanted, host_macs(module))
     pending_file = module.params["pending_file"]
     pending = merge(load_pending(pending_file), changes)
     changed = bool(write or remove)

@@ -362,17 +362,26 @@ def test_route_problems():
 
 def test_physical_nics_match_by_permanent_mac_by_default():
     text = render(server())["50-allmende-eno2.network"]
-    assert values(text, "Match", "Name") == ["eno2"]
-    assert values(text, "Match", "PermanentMACAddress") == ["02:00:00:00:00:02"]
-    assert values(render(server())["50-allmende-bond0.network"], "Match", "PermanentMACAddress") == []
+    assert [(k, v) for s, k, v in pairs(text) if s == "Match"] == [
+        ("Type", "ether"),
+        ("PermanentMACAddress", "02:00:00:00:00:02"),
+    ]
+    assert [(k, v) for s, k, v in pairs(render(server())["50-allmende-bond0.network"]) if s == "Match"] == [
+        ("Name", "bond0")
+    ]
+    assert values(render([nic("eth5", addresses=["10.5.0.1/24"])])["50-allmende-eth5.network"], "Match", "Name") == [
+        "eth5"
+    ]
 
 
 def test_current_mac_matching_skips_lag_members():
     data = [*server(), nic("eth9", mac="02:00:00:00:00:09", addresses=["10.9.9.9/24"])]
     files = render(data, match_mac="current")
-    assert values(files["50-allmende-eth9.network"], "Match", "MACAddress") == ["02:00:00:00:00:09"]
-    assert values(files["50-allmende-eno2.network"], "Match", "MACAddress") == []
-    assert values(files["50-allmende-eno2.network"], "Match", "Name") == ["eno2"]
+    assert [(k, v) for s, k, v in pairs(files["50-allmende-eth9.network"]) if s == "Match"] == [
+        ("Type", "ether"),
+        ("MACAddress", "02:00:00:00:00:09"),
+    ]
+    assert [(k, v) for s, k, v in pairs(files["50-allmende-eno2.network"]) if s == "Match"] == [("Name", "eno2")]
 
 
 def test_mac_matching_off_and_invalid_setting():
@@ -490,24 +499,65 @@ def test_a_bridge_cannot_take_the_management_nic_as_a_port():
 # ------------------------------------------------------------------ the host as it is
 
 
-def test_live_checks_names_macs_and_existing_devices():
-    live = [
-        {"ifname": "eno1", "address": MGMT_MAC},
-        {"ifname": "eno2", "address": "02:00:00:00:00:02"},
-        {"ifname": "eno3", "address": "02:00:00:00:00:02", "permaddr": "02:00:00:00:00:03"},
-        {"ifname": "bond0", "address": "02:00:00:00:00:02", "linkinfo": {"info_kind": "bond"}},
-        {"ifname": "br-provider", "address": "02:00:00:00:00:09", "linkinfo": {"info_kind": "veth"}},
+def live_nics(*links):
+    return [
+        {"ifname": name, "address": address, **({"permaddr": perm} if perm else {}), **extra}
+        for name, address, perm, extra in links
     ]
-    assert plan(server(), live=live)["problems"] == [
-        "hv1: interface br-provider: type: the host already has br-provider as a veth device, not a bridge"
-    ]
-    live[2] = {"ifname": "eno3", "address": "02:00:00:00:00:07"}
-    del live[1]
-    problems = plan(server(), live=live)["problems"]
-    assert "hv1: interface eno2: name: the host has no interface eno2" in problems
-    assert "hv1: interface eno3: mac: the inventory says 02:00:00:00:00:03, the host's eno3 has 02:00:00:00:00:07" in (
-        problems
+
+
+def test_nics_are_found_by_mac_whatever_the_host_calls_them():
+    live = live_nics(
+        ("eno1", MGMT_MAC, None, {}),
+        ("enp2s0f0", "02:00:00:00:00:02", None, {}),
+        ("enp2s0f1", "02:00:00:00:00:02", "02:00:00:00:00:03", {}),  # enslaved: current MAC is the bond's
+        ("bond0", "02:00:00:00:00:02", None, {"linkinfo": {"info_kind": "bond"}}),
     )
+    p = ok_plan(server(), live=live)
+    assert p["renamed"] == {"eno2": "enp2s0f0", "eno3": "enp2s0f1"}
+    m = managed(p)
+    assert (m["eno2"]["link"], m["eno3"]["link"], m["bond0"]["link"]) == ("enp2s0f0", "enp2s0f1", "bond0")
+    assert m["bond0"]["lowers"] == ["eno2", "eno3"]
+    assert m["bond0"]["lower_links"] == ["enp2s0f0", "enp2s0f1"]
+    assert m["eno2"]["network_file"] == "50-allmende-eno2.network"
+
+
+def test_live_checks_macs_names_and_existing_devices():
+    data = [*server(), nic("eth7", addresses=["10.7.0.1/24"])]
+    live = live_nics(
+        ("eno1", MGMT_MAC, None, {}),
+        ("eno2", "02:00:00:00:00:09", None, {}),
+        ("x1", "02:00:00:00:00:03", None, {}),
+        ("x2", "02:00:00:00:00:03", None, {"linkinfo": {"info_kind": "veth"}}),
+        ("br-provider", "02:00:00:00:00:09", None, {"linkinfo": {"info_kind": "veth"}}),
+    )
+    assert plan(data, live=live)["problems"] == [
+        "hv1: interface br-provider: type: the host already has br-provider as a veth device, not a bridge",
+        "hv1: interface eno2: mac: no interface of the host has the permanent MAC 02:00:00:00:00:02",
+        "hv1: interface eno3: mac: more than one interface of the host has 02:00:00:00:00:03",
+        "hv1: interface eth7: name: the host has no interface eth7",
+    ]
+
+
+def test_the_connection_is_recognised_through_the_mac_of_a_renamed_nic():
+    data = [
+        nic("eth0", mac=MGMT_MAC, mgmt_only=True, addresses=["10.0.0.11/24"]),
+        nic("eth1", mac="02:00:00:00:00:05", bridge="br-data", mtu=1450),
+        {"name": "br-data", "type": "bridge", "addresses": ["10.214.20.11/24"]},
+    ]
+    live = live_nics(
+        ("eth0", "02:00:00:00:00:05", None, {"linkinfo": {"info_kind": "veth"}}),
+        ("eth1", MGMT_MAC, None, {"linkinfo": {"info_kind": "veth"}, "addr_info": [{"local": "10.0.0.11"}]}),
+    )
+    p = ok_plan(data, live=live, match_mac="current", connection_address="10.0.0.11")
+    assert p["connection_interface"] == "eth1"
+    assert p["protected"] == ["eth0"]
+    assert p["protected_links"] == ["eth1"]
+    assert p["renamed"] == {"eth1": "eth0"}
+    assert managed(p)["br-data"]["lower_links"] == ["eth0"]
+    text = networkd.units(p)["50-allmende-eth1.network"]
+    assert values(text, "Match", "MACAddress") == ["02:00:00:00:00:05"]
+    assert values(text, "Match", "Name") == []
 
 
 def test_interfaces_configured_by_ifupdown_are_refused():
@@ -663,6 +713,13 @@ def test_drift_findings():
         "hv1: bond0.100: route to 10.216.0.0/16 via 10.214.10.1 is missing",
     ]
     assert networkd.drift(p, state, names_only=True) == ["bond0", "bond0.100", "bond0.200", "br-provider", "eno3"]
+    renamed = copy.deepcopy(live_for(p, [{"dst": "10.216.0.0/16", "gateway": "10.214.10.1", "dev": "bond0.100"}]))
+    find(renamed, "eno2")["ifname"] = "enp2s0f0"
+    find(renamed, "enp2s0f0")["mtu"] = 1500
+    p2 = copy.deepcopy(p)
+    managed(p2)["eno2"]["link"] = "enp2s0f0"
+    assert networkd.drift(p2, renamed) == ["hv1: eno2 (enp2s0f0 on the host): MTU is 1500, expected 9000"]
+    assert networkd.drift(p2, renamed, names_only=True) == ["enp2s0f0"]
     stopped = copy.deepcopy(live_for(p, [{"dst": "10.216.0.0/16", "gateway": "10.214.10.1", "dev": "bond0.100"}]))
     stopped["networkd_active"] = False
     assert networkd.drift(p, stopped) == ["hv1: systemd-networkd: is not running"]
@@ -676,6 +733,19 @@ def test_parse_unit_and_unit_name():
     assert networkd.parse_unit(text) == [("Match", "Name", "eth1 eth2"), ("Network", "Address", "10.0.0.1/24")]
     assert networkd.unit_name(text, "Match") == "eth1"
     assert networkd.unit_name(text, "NetDev") is None
+
+
+def test_files_module_finds_links_by_name_or_mac():
+    macs = {("MACAddress", "02:00:00:00:00:05"): "eth0", ("PermanentMACAddress", "02:00:00:00:00:06"): "eno1"}
+    assert files_module.matched_link("[Match]\nName=br0\n", macs) == "br0"
+    assert files_module.matched_link("[Match]\nType=ether\nMACAddress=02:00:00:00:00:05\n", macs) == "eth0"
+    assert files_module.matched_link("[Match]\nPermanentMACAddress=02:00:00:00:00:06\n", macs) == "eno1"
+    assert files_module.matched_link("[Match]\nMACAddress=02:00:00:00:00:07\n", macs) is None
+    written, _removed, changes = files_module.compare(
+        {}, {"50-allmende-eth1.network": "[Match]\nType=ether\nMACAddress=02:00:00:00:00:05\n"}, macs
+    )
+    assert written == ["50-allmende-eth1.network"]
+    assert changes["links"] == ["eth0"]
 
 
 def test_files_module_classifies_changes():
