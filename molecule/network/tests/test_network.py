@@ -360,7 +360,7 @@ def test_configuration_survives_a_restart_of_the_host(nodes):
         if probe.stdout.strip() in ("running", "degraded"):
             break
         time.sleep(2)
-    for _ in range(30):
+    for _attempt in range(30):
         if networkd_states(host).get("br-data") == "configured":
             break
         time.sleep(1)
