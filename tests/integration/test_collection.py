@@ -12,9 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PLUGINS = {
-    "module": ["allmende.cloud.kernel_modules"],
+    "module": [
+        "allmende.cloud.kernel_modules",
+        "allmende.cloud.networkd_files",
+        "allmende.cloud.networkd_apply",
+        "allmende.cloud.networkd_state",
+    ],
     "lookup": ["allmende.cloud.release"],
     "inventory": ["allmende.cloud.testbed"],
+    "filter": ["allmende.cloud.networkd_plan", "allmende.cloud.networkd_units", "allmende.cloud.networkd_drift"],
 }
 
 
