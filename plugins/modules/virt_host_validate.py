@@ -63,7 +63,7 @@ failed_checks:
   elements: str
   returned: always
 summary:
-  description: Counts per result, e.g. C({"PASS": 8, "WARN": 2, "FAIL": 1}).
+  description: Counts per result, for example PASS 8, WARN 2, FAIL 1.
   type: dict
   returned: always
 """

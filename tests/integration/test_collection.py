@@ -12,7 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PLUGINS = {
-    "module": ["allmende.cloud.kernel_modules"],
+    "module": [
+        "allmende.cloud.kernel_modules",
+        "allmende.cloud.ovs_config",
+        "allmende.cloud.ovsdb_cluster_info",
+        "allmende.cloud.kvm_probe",
+        "allmende.cloud.virt_host_validate",
+    ],
+    "filter": ["allmende.cloud.ovsdb_cluster_plan"],
     "lookup": ["allmende.cloud.release"],
     "inventory": ["allmende.cloud.testbed"],
 }
