@@ -24,6 +24,9 @@ def test_boot_sector_is_a_bootable_sector_that_prints_the_marker():
     address = sector[1] | sector[2] << 8
     assert address - 0x7C00 == sector.index(kvm_probe.MARKER)
     assert sector[3:6] == b"\xba\xf8\x03"  # COM1
+    # Right after the output loop: mov al, value; out port, al (isa-debug-exit ends QEMU).
+    assert sector[0x0E:0x12] == bytes([0xB0, kvm_probe.EXIT_VALUE, 0xE6, kvm_probe.EXIT_PORT])
+    assert kvm_probe.EXIT_STATUS == 33
 
 
 def test_boot_sector_rejects_a_marker_that_does_not_fit():
@@ -67,3 +70,20 @@ def test_only_differing_keys_are_changed_and_null_removes():
         "ovn-encap-ip": "10.0.0.1",
         "keep": "x",
     }
+
+
+def test_kvm_judgement():
+    fast_tcg = (True, 0.25, 33)
+    limit = kvm_probe.kvm_limit(fast_tcg, 10, 4)
+    assert limit == 1.0  # at least one second
+    assert kvm_probe.kvm_limit((True, 0.6, 33), 10, 4) == 2.4
+    assert kvm_probe.kvm_limit((False, 10, 137), 10, 4) == 10
+    assert kvm_probe.judge((True, 0.3, 33), fast_tcg, 10, limit)[:2] == (True, "usable")
+    # KVM cut off at the limit, while emulation needed a fraction of it: emulated KVM.
+    usable, verdict, reason = kvm_probe.judge((False, 1.0, 137), fast_tcg, 10, limit)
+    assert (usable, verdict) == (False, "slow") and "within 1.0 s" in reason
+    # No emulated timing to compare with: the plain timeout.
+    usable, verdict, reason = kvm_probe.judge((False, 10.0, 137), (False, 10, 137), 10, 10)
+    assert (usable, verdict) == (False, "timeout") and "did not run within 10 s" in reason
+    usable, verdict, reason = kvm_probe.judge((False, 0.1, 1), fast_tcg, 10, limit)
+    assert (usable, verdict) == (False, "failed") and "exit 1" in reason

@@ -82,6 +82,14 @@ def leader_of(db, among=None):
     return leaders
 
 
+def serving(name, db):
+    """The member's status once it is back in its cluster and knows a leader, else None."""
+    status = cluster_status(name, db)
+    if status["status"] == "cluster member" and status["leader"] not in (None, "unknown"):
+        return status
+    return None
+
+
 def expected_servers(db):
     return sorted(f"tcp:{NODES[h].address}:{DBS[db]['raft']}" for h in CONTROL)
 
@@ -219,13 +227,7 @@ def test_leader_failover_keeps_writes_working_and_the_old_leader_rejoins(db):
     finally:
         get(old).check_output(f"systemctl start {service}")
     try:
-        status = wait_for(
-            f"{old} back in the {db} cluster",
-            lambda: (lambda s: s if s["status"] == "cluster member" and s["leader"] not in (None, "unknown") else None)(
-                cluster_status(old, db)
-            ),
-            timeout=90,
-        )
+        status = wait_for(f"{old} back in the {db} cluster", lambda: serving(old, db), timeout=90)
         assert status["servers"] == expected_servers(db)
         sock = "/var/run/ovn/ovnnb_db.sock"
         wait_for(
