@@ -17,10 +17,19 @@ PLUGINS = {
         "allmende.cloud.networkd_files",
         "allmende.cloud.networkd_apply",
         "allmende.cloud.networkd_state",
+        "allmende.cloud.ovs_config",
+        "allmende.cloud.ovsdb_cluster_info",
+        "allmende.cloud.kvm_probe",
+        "allmende.cloud.virt_host_validate",
     ],
     "lookup": ["allmende.cloud.release"],
     "inventory": ["allmende.cloud.testbed"],
-    "filter": ["allmende.cloud.networkd_plan", "allmende.cloud.networkd_units", "allmende.cloud.networkd_drift"],
+    "filter": [
+        "allmende.cloud.networkd_plan",
+        "allmende.cloud.networkd_units",
+        "allmende.cloud.networkd_drift",
+        "allmende.cloud.ovsdb_cluster_plan",
+    ],
 }
 
 
