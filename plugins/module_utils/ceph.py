@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import struct
@@ -94,14 +95,6 @@ def caps_args(caps):
     return args
 
 
-def keyring_text(entity, key, caps=None):
-    """A keyring file holding one entity."""
-    lines = ["[%s]" % entity, "\tkey = %s" % key]
-    for daemon in sorted(caps or {}):
-        lines.append('\tcaps %s = "%s"' % (daemon, normalise_cap(caps[daemon])))
-    return "\n".join(lines) + "\n"
-
-
 class CephError(Exception):
     pass
 
@@ -149,6 +142,75 @@ def describe_failure(args, rc, err):
         return "`ceph %s` did not answer in time (no monitor quorum reachable?)" % " ".join(args)
     last = (err.splitlines() or ["rc=%d" % rc])[-1]
     return "`ceph %s` failed: %s" % (" ".join(args), last)
+
+
+class CephSession(object):
+    """One connection to the cluster for many read commands (python3-rados, which ceph-common
+    installs); falls back to the ceph command line where the binding is missing.
+
+    Commands are given as the JSON the monitors understand, e.g. {"prefix": "osd dump"}; mgr
+    commands (osd ok-to-stop) go to the active manager.
+    """
+
+    def __init__(self, module, cluster="ceph", connect_timeout=10, command_timeout=30):
+        self.module = module
+        self.cluster = cluster
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.client = None
+        try:
+            import rados
+
+            self.rados = rados
+        except ImportError:
+            self.rados = None
+            self.cli = Ceph(module, cluster, connect_timeout, command_timeout)
+
+    def close(self):
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+            self.client = None
+
+    def _connect(self):
+        if self.client is None:
+            client = self.rados.Rados(
+                clustername=self.cluster, rados_id="admin", conffile="/etc/ceph/%s.conf" % self.cluster
+            )
+            try:
+                client.connect(timeout=self.connect_timeout)
+            except Exception as exc:  # pylint: disable=broad-except
+                with contextlib.suppress(Exception):
+                    client.shutdown()
+                raise CephError("cannot connect to the cluster (no monitor quorum reachable?): %s" % exc) from exc
+            self.client = client
+        return self.client
+
+    def call(self, cmd, target="mon"):
+        """(rc, output, message) of one command; rc 0 is success, otherwise an errno."""
+        if self.rados is None:
+            args = cmd["prefix"].split() + [str(v) for v in cmd.get("ids", [])]
+            rc, data, err = self.cli.run(args, json_out=cmd.get("format") == "json")
+            return rc, data, err
+        client = self._connect()
+        send = client.mgr_command if target == "mgr" else client.mon_command
+        try:
+            ret, out, outs = send(json.dumps(cmd), b"", timeout=self.command_timeout)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.close()
+            raise CephError("`ceph %s` failed: %s" % (cmd["prefix"], exc)) from exc
+        data = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+        if ret == 0 and cmd.get("format") == "json" and data.strip():
+            with contextlib.suppress(ValueError):
+                data = json.loads(data)
+        return -ret if ret < 0 else ret, data, (outs or "").strip()
+
+    def json(self, prefix, **args):
+        cmd = dict(args, prefix=prefix, format="json")
+        rc, data, err = self.call(cmd)
+        if rc != 0:
+            raise CephError("`ceph %s` failed: %s" % (prefix, err or "errno %d" % rc))
+        return data
 
 
 # ---------------------------------------------------------------- gates
@@ -231,6 +293,9 @@ def evaluate(snapshot, wanted):
                     "monitor(s) %s not in quorum (quorum: %s)"
                     % (", ".join(missing), ", ".join(sorted(in_quorum)) or "none")
                 )
+        above = wanted.get("election_epoch_above")
+        if above is not None and int(quorum.get("election_epoch") or 0) <= int(above):
+            problems.append("no monitor election since epoch %s yet (the restarted monitor has not rejoined)" % above)
         for name in wanted.get("in_quorum") or []:
             if name not in members:
                 problems.append("monitor %s is not in the monmap" % name)
@@ -292,6 +357,10 @@ def summarise(snapshot):
     quorum = snapshot.get("quorum") or {}
     states = osd_states(snapshot.get("osd_dump"))
     total, bad = pg_summary(status)
+    mgr = snapshot.get("mgr_dump") or {}
+    gids = dict((s.get("name"), s.get("gid")) for s in mgr.get("standbys") or [])
+    if mgr.get("active_name"):
+        gids[mgr["active_name"]] = mgr.get("active_gid")
     flags = (snapshot.get("osd_dump") or {}).get("flags", "")
     return {
         "health": (status.get("health") or {}).get("status", "unknown"),
@@ -304,4 +373,8 @@ def summarise(snapshot):
         "pgs": total,
         "pgs_active_clean": total - sum(bad.values()),
         "flags": sorted(f for f in flags.split(",") if f),
+        "election_epoch": int(quorum.get("election_epoch") or 0),
+        "osd_up_from": dict((str(i), st["up_from"]) for i, st in sorted(states.items())),
+        "mgr_active": mgr.get("active_name") or "",
+        "mgr_gids": gids,
     }

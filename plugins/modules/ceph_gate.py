@@ -59,6 +59,11 @@ options:
     type: list
     elements: str
     default: []
+  election_epoch_above:
+    description:
+      - The monitors' election epoch must be higher than this, which proves that an election
+        (a restarted monitor rejoining) has happened since the value was read.
+    type: int
   all_osds_up:
     description: Every OSD that is C(in) must be C(up).
     type: bool
@@ -92,6 +97,11 @@ options:
     default: []
   ok_to_stop_mon:
     description: This monitor must be safe to stop (C(ceph mon ok-to-stop)).
+    type: str
+  ok_to_stop_host:
+    description:
+      - The OSDs of this CRUSH host must be safe to stop together; their ids are returned as
+        RV(host_osds).
     type: str
   units_active:
     description: Systemd units on the host running the module that must be active.
@@ -134,8 +144,15 @@ problems:
   type: list
   elements: str
   returned: always
+host_osds:
+  description: Ids of the OSDs of O(ok_to_stop_host).
+  type: list
+  elements: int
+  returned: when ok_to_stop_host is given
 cluster:
-  description: Health, quorum, OSD and PG counts and OSD flags at the last check.
+  description:
+    - Health, quorum, OSD and PG counts and OSD flags at the last check; also the election
+      epoch, each OSD's up_from epoch and the managers' gids, for the gates after a restart.
   type: dict
   returned: always
   sample:
@@ -147,33 +164,46 @@ cluster:
     pgs: 129
     pgs_active_clean: 129
     flags: [noout, sortbitwise]
+    election_epoch: 42
+    osd_up_from: {"0": 120, "1": 118}
+    mgr_active: node1
+    mgr_gids: {node1: 4123, node2: 4301}
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.allmende.cloud.plugins.module_utils.ceph import Ceph, CephError, evaluate, summarise
+from ansible_collections.allmende.cloud.plugins.module_utils.ceph import (
+    CephError,
+    CephSession,
+    evaluate,
+    osd_hosts,
+    summarise,
+)
 
 
-def snapshot(module, ceph, wanted):
+def snapshot(module, session, wanted):
     snap = {}
     try:
-        snap["status"] = ceph.check(["status"])
-        snap["quorum"] = ceph.check(["quorum_status"])
-        snap["osd_dump"] = ceph.check(["osd", "dump"])
-        if wanted.get("host_osds_up") or wanted.get("all_osds_up"):
-            snap["tree"] = ceph.check(["osd", "tree"])
-        if wanted.get("mgr_available") or wanted.get("mgrs_present") or wanted.get("pgs_active_clean"):
-            snap["mgr_dump"] = ceph.check(["mgr", "dump"])
+        snap["status"] = session.json("status")
+        snap["quorum"] = session.json("quorum_status")
+        snap["osd_dump"] = session.json("osd dump")
+        snap["tree"] = session.json("osd tree")
+        if any(wanted.get(k) for k in ("mgr_available", "mgrs_present", "pgs_active_clean")):
+            snap["mgr_dump"] = session.json("mgr dump")
+        osds = list(wanted.get("ok_to_stop_osds") or [])
+        if wanted.get("ok_to_stop_host"):
+            hosts = osd_hosts(snap["tree"])
+            osds.extend(i for i, h in sorted(hosts.items()) if h == wanted["ok_to_stop_host"])
+        if osds:
+            rc, _out, err = session.call({"prefix": "osd ok-to-stop", "ids": [str(i) for i in osds]}, target="mgr")
+            snap["ok_to_stop_osds"] = (rc, err)
+        if wanted.get("ok_to_stop_mon"):
+            rc, _out, err = session.call({"prefix": "mon ok-to-stop", "ids": [wanted["ok_to_stop_mon"]]})
+            snap["ok_to_stop_mon"] = (rc, err)
     except CephError as exc:
         return {"error": str(exc)}
-    if wanted.get("ok_to_stop_osds"):
-        rc, _out, err = ceph.run(["osd", "ok-to-stop"] + [str(i) for i in wanted["ok_to_stop_osds"]], json_out=False)
-        snap["ok_to_stop_osds"] = (rc, err)
-    if wanted.get("ok_to_stop_mon"):
-        rc, _out, err = ceph.run(["mon", "ok-to-stop", wanted["ok_to_stop_mon"]], json_out=False)
-        snap["ok_to_stop_mon"] = (rc, err)
     if wanted.get("units_active"):
         systemctl = module.get_bin_path("systemctl", required=True)
         units = {}
@@ -196,6 +226,7 @@ def main():
             health_not_err=dict(type="bool", default=True),
             quorum_complete=dict(type="bool", default=False),
             in_quorum=dict(type="list", elements="str", default=[]),
+            election_epoch_above=dict(type="int"),
             all_osds_up=dict(type="bool", default=False),
             host_osds_up=dict(type="str"),
             osds_restarted=dict(type="dict", default={}),
@@ -204,6 +235,7 @@ def main():
             mgrs_present=dict(type="list", elements="str", default=[]),
             ok_to_stop_osds=dict(type="list", elements="int", default=[]),
             ok_to_stop_mon=dict(type="str"),
+            ok_to_stop_host=dict(type="str"),
             units_active=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
@@ -216,13 +248,13 @@ def main():
         # PG states come from the active manager; without one they are stale.
         wanted["mgr_available"] = True
     settle = p["settle"] if p["timeout"] else 1
-    ceph = Ceph(module, cluster=p["cluster"], connect_timeout=p["connect_timeout"])
+    session = CephSession(module, cluster=p["cluster"], connect_timeout=p["connect_timeout"])
     start = time.time()
     deadline = start + p["timeout"]
     checks = 0
     passed = 0
     while True:
-        snap = snapshot(module, ceph, wanted)
+        snap = snapshot(module, session, wanted)
         problems = evaluate(snap, wanted)
         checks += 1
         passed = 0 if problems else passed + 1
@@ -231,8 +263,11 @@ def main():
         if time.time() + p["interval"] > deadline:
             break
         time.sleep(p["interval"])
+    session.close()
     elapsed = round(time.time() - start)
     result = dict(changed=False, elapsed=elapsed, checks=checks, problems=problems, cluster=summarise(snap))
+    if p["ok_to_stop_host"]:
+        result["host_osds"] = sorted(i for i, h in osd_hosts(snap.get("tree")).items() if h == p["ok_to_stop_host"])
     if problems:
         waited = "after waiting %ds" % elapsed if p["timeout"] else "(checked once, no waiting)"
         module.fail_json(msg="gate '%s' not met %s: %s" % (p["name"], waited, "; ".join(problems)), **result)
