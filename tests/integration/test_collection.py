@@ -12,7 +12,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PLUGINS = {
-    "module": ["allmende.cloud.kernel_modules"],
+    "module": [
+        "allmende.cloud.kernel_modules",
+        "allmende.cloud.ceph_auth",
+        "allmende.cloud.ceph_gate",
+        "allmende.cloud.ceph_pool",
+        "allmende.cloud.ceph_secrets",
+    ],
     "lookup": ["allmende.cloud.release"],
     "inventory": ["allmende.cloud.testbed"],
 }

@@ -11,6 +11,7 @@
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -24,7 +25,7 @@ OSD_HOSTS = TESTBED.group("storage")
 VICTIM = OSD_HOSTS[-1]  # its OSDs are killed while the run restarts the monitors
 FIRST = OSD_HOSTS[0]  # the first OSD host, whose gate must stop the run
 POOL, NAMESPACE, IMAGE = "volumes", "allmende-verify", "allmende-verify-disk"
-GATE_TIMEOUT = 60
+GATE_TIMEOUT = 30
 STOP_FILE = "/var/tmp/allmende-client-loop.stop"
 
 
@@ -120,6 +121,7 @@ def run_playbook_async(log, *extra):
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
         "PYTHONUNBUFFERED": "1",
     }
     return subprocess.Popen(
@@ -135,6 +137,11 @@ def run_playbook_async(log, *extra):
         env=env,
         cwd=ROOT,
     )
+
+
+def plain(text):
+    """Playbook output without colour codes, on one line."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", text).split())
 
 
 def wait_for(path, text, proc, timeout):
@@ -167,7 +174,7 @@ def test_killed_osd_host_stops_the_run_at_the_gate(dataset, capsys):
                 proc.kill()
         output = Path(log.name).read_text()
     counts = loop.stop()
-    flat = " ".join(output.split())
+    flat = plain(output)
     report(capsys, f"run stopped after {time.monotonic() - started:.0f}s (OSDs of {VICTIM} killed at {killed_at:.0f}s)")
     report(capsys, f"client during the stopped run: {json.dumps(counts)}")
     stop_message = flat[flat.find("ROLLING RESTART STOPPED") :][:900]
@@ -197,7 +204,7 @@ def test_rerun_after_recovery_completes_under_load_and_data_is_intact(dataset, c
         rc = proc.wait(timeout=1500)
         output = Path(log.name).read_text()
     counts = loop.stop()
-    flat = " ".join(output.split())
+    flat = plain(output)
     report(capsys, f"second run took {time.monotonic() - started:.0f}s, rc={rc}")
     report(capsys, f"client during the completed run: {json.dumps(counts)}")
     summary = flat[flat.find("Rolling restart complete") :][:700]
