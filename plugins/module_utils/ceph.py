@@ -144,12 +144,24 @@ def describe_failure(args, rc, err):
     return "`ceph %s` failed: %s" % (" ".join(args), last)
 
 
+def cli_args(cmd):
+    """The ceph command line for a command given as JSON: the prefix words, then the values in
+    the order the dict lists them (which is the order the command line expects)."""
+    args = cmd["prefix"].split()
+    for key, value in cmd.items():
+        if key in ("prefix", "format"):
+            continue
+        args.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return args
+
+
 class CephSession(object):
-    """One connection to the cluster for many read commands (python3-rados, which ceph-common
+    """One connection to the cluster for many commands (python3-rados, which ceph-common
     installs); falls back to the ceph command line where the binding is missing.
 
-    Commands are given as the JSON the monitors understand, e.g. {"prefix": "osd dump"}; mgr
-    commands (osd ok-to-stop) go to the active manager.
+    Commands are given as the JSON the monitors understand, e.g. {"prefix": "osd pool set",
+    "pool": "images", "var": "size", "val": "3"}, arguments in command-line order; mgr commands
+    (osd ok-to-stop) go to the active manager.
     """
 
     def __init__(self, module, cluster="ceph", connect_timeout=10, command_timeout=30):
@@ -189,9 +201,7 @@ class CephSession(object):
     def call(self, cmd, target="mon"):
         """(rc, output, message) of one command; rc 0 is success, otherwise an errno."""
         if self.rados is None:
-            args = cmd["prefix"].split() + [str(v) for v in cmd.get("ids", [])]
-            rc, data, err = self.cli.run(args, json_out=cmd.get("format") == "json")
-            return rc, data, err
+            return self.cli.run(cli_args(cmd), json_out=cmd.get("format") == "json")
         client = self._connect()
         send = client.mgr_command if target == "mgr" else client.mon_command
         try:
@@ -205,12 +215,18 @@ class CephSession(object):
                 data = json.loads(data)
         return -ret if ret < 0 else ret, data, (outs or "").strip()
 
-    def json(self, prefix, **args):
-        cmd = dict(args, prefix=prefix, format="json")
-        rc, data, err = self.call(cmd)
+    def check(self, cmd, target="mon"):
+        """The output of a command that must succeed."""
+        rc, data, err = self.call(cmd, target)
         if rc != 0:
-            raise CephError("`ceph %s` failed: %s" % (prefix, err or "errno %d" % rc))
+            raise CephError("`ceph %s` failed: %s" % (" ".join(cli_args(cmd)), err or "errno %d" % rc))
         return data
+
+    def json(self, prefix, **args):
+        cmd = {"prefix": prefix}
+        cmd.update(args)
+        cmd["format"] = "json"
+        return self.check(cmd)
 
 
 # ---------------------------------------------------------------- gates

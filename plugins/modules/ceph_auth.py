@@ -62,19 +62,18 @@ caps:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.allmende.cloud.plugins.module_utils.ceph import Ceph, CephError, caps_args, caps_differ
+from ansible_collections.allmende.cloud.plugins.module_utils.ceph import CephError, CephSession, caps_args, caps_differ
 
 ENOENT = 2
 
 
-def current(ceph, name):
-    rc, data, err = ceph.run(["auth", "get", name])
+def current(session, name):
+    rc, data, err = session.call({"prefix": "auth get", "entity": name, "format": "json"})
     if rc == ENOENT or (rc != 0 and "does not exist" in err):
         return None
     if rc != 0:
-        raise CephError("`ceph auth get %s` failed: %s" % (name, err or "rc=%d" % rc))
-    entries = data if isinstance(data, list) else []
-    for entry in entries:
+        raise CephError("`ceph auth get %s` failed: %s" % (name, err or "errno %d" % rc))
+    for entry in data if isinstance(data, list) else []:
         if entry.get("entity") == name:
             return entry
     raise CephError("`ceph auth get %s` returned no entry for it" % name)
@@ -92,26 +91,26 @@ def main():
     )
     name = module.params["name"]
     caps = dict((k, str(v)) for k, v in module.params["caps"].items())
-    ceph = Ceph(module, cluster=module.params["cluster"])
+    session = CephSession(module, cluster=module.params["cluster"])
     try:
-        entry = current(ceph, name)
+        entry = current(session, name)
         if module.params["state"] == "absent":
             if entry is None:
                 module.exit_json(changed=False, caps={})
             if not module.check_mode:
-                ceph.check(["auth", "del", name], json_out=False)
+                session.check({"prefix": "auth del", "entity": name})
             module.exit_json(changed=True, caps={})
         if entry is None:
             if module.check_mode:
                 module.exit_json(changed=True, key="", caps=caps)
-            ceph.check(["auth", "get-or-create", name, *caps_args(caps)], json_out=False)
-            entry = current(ceph, name)
+            session.check({"prefix": "auth get-or-create", "entity": name, "caps": caps_args(caps)})
+            entry = current(session, name)
             module.exit_json(changed=True, key=entry["key"], caps=entry.get("caps") or {})
         before = entry.get("caps") or {}
         differ = caps_differ(before, caps)
         if differ and not module.check_mode:
-            ceph.check(["auth", "caps", name, *caps_args(caps)], json_out=False)
-            entry = current(ceph, name)
+            session.check({"prefix": "auth caps", "entity": name, "caps": caps_args(caps)})
+            entry = current(session, name)
         module.exit_json(
             changed=bool(differ),
             key=entry["key"],
@@ -120,6 +119,8 @@ def main():
         )
     except CephError as exc:
         module.fail_json(msg="%s: %s" % (name, exc))
+    finally:
+        session.close()
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ created:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.allmende.cloud.plugins.module_utils.ceph import Ceph, CephError
+from ansible_collections.allmende.cloud.plugins.module_utils.ceph import CephError, CephSession
 
 
 def pool_view(entry):
@@ -93,8 +93,8 @@ def pool_view(entry):
     }
 
 
-def find(ceph, name):
-    for entry in ceph.check(["osd", "pool", "ls", "detail"]) or []:
+def find(session, name):
+    for entry in session.json("osd pool ls", detail="detail") or []:
         if entry.get("pool_name") == name:
             return pool_view(entry)
     return None
@@ -126,18 +126,25 @@ def main():
         "application": p["application"],
         "target_size_ratio": float(p["target_size_ratio"]),
     }
-    ceph = Ceph(module, cluster=p["cluster"])
+    session = CephSession(module, cluster=p["cluster"])
     try:
-        before = find(ceph, name)
+        before = find(session, name)
         created = before is None
         if created:
             before_view = {}
             if module.check_mode:
                 after = dict(wanted, name=name, pg_num=p["pg_num"])
                 module.exit_json(changed=True, created=True, pool=after, diff=dict(before={}, after=after))
-            pg_num = str(p["pg_num"])
-            ceph.check(["osd", "pool", "create", name, pg_num, pg_num, "replicated"], json_out=False)
-            current = find(ceph, name)
+            session.check(
+                {
+                    "prefix": "osd pool create",
+                    "pool": name,
+                    "pg_num": p["pg_num"],
+                    "pgp_num": p["pg_num"],
+                    "pool_type": "replicated",
+                }
+            )
+            current = find(session, name)
         else:
             before_view = dict(before)
             current = before
@@ -158,13 +165,11 @@ def main():
         min_wrong = current["min_size"] != wanted["min_size"] or any(s[0] == "min_size" for s in steps)
         changed = created or bool(steps) or bool(app_wrong) or min_wrong
         if changed and not module.check_mode:
-            for key, value in steps:
-                ceph.check(["osd", "pool", "set", name, key, value], json_out=False)
-            if min_wrong:
-                ceph.check(["osd", "pool", "set", name, *steps_min], json_out=False)
+            for key, value in [*steps, *([steps_min] if min_wrong else [])]:
+                session.check({"prefix": "osd pool set", "pool": name, "var": key, "val": value})
             if app_wrong:
-                ceph.check(["osd", "pool", "application", "enable", name, wanted["application"]], json_out=False)
-            current = find(ceph, name)
+                session.check({"prefix": "osd pool application enable", "pool": name, "app": wanted["application"]})
+            current = find(session, name)
         elif changed:
             current = dict(current, **wanted)
         module.exit_json(
@@ -175,6 +180,8 @@ def main():
         )
     except CephError as exc:
         module.fail_json(msg="pool %s: %s" % (name, exc))
+    finally:
+        session.close()
 
 
 if __name__ == "__main__":
