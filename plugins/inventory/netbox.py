@@ -237,8 +237,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         chunks = [ids[i:i + 1000] for i in range(0, len(ids), 1000)]
         query = "{ %s(filters: {id: {in_list: [%s]}}) { id primary_ip4 { address } } }"
         try:
-            answers = [f.result() for f in [pool.submit(self._graphql, query % (kind, ",".join(map(str, c))))
-                                              for c in chunks]]
+            futures = [pool.submit(self._graphql, query % (kind, ",".join(map(str, c)))) for c in chunks]
+            answers = [f.result() for f in futures]
             return dict((int(o["id"]), (o.get("primary_ip4") or {}).get("address"))
                         for answer in answers for o in answer[kind])
         except Exception as exc:  # GraphQL disabled or failing: fall back to REST
