@@ -68,6 +68,8 @@ integration() {
   stage "NetBox integration (real NetBox on 127.0.0.1)"
   allmende netbox up
   pytest -q tests/integration/test_netbox.py
+  stage "testbed registered in NetBox, host networking from NetBox"
+  pytest -q tests/integration/test_testbed_netbox.py
 }
 
 stages=("$@")
