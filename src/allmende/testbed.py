@@ -46,7 +46,7 @@ BASE_PACKAGES = (
     "less",
 )
 # Bumped when the image recipe below changes in a way the package list does not show.
-RECIPE_VERSION = "4"
+RECIPE_VERSION = "5"
 NODE_ULIMITS = ("nofile=20000:20000", "nproc=4096:4096")
 
 
@@ -275,7 +275,15 @@ def _configure_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
     (dropin / "hostkeys.conf").write_text(
         "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
     )
+    # Empty: systemd gives every container its own id at first boot (from podman's container_uuid).
+    # debootstrap also leaves dbus's copy, which systemd would prefer and every node would share;
+    # Debian links that copy to /etc/machine-id.
     (rootfs / "etc/machine-id").write_text("")
+    dbus_id = rootfs / "var/lib/dbus/machine-id"
+    if dbus_id.exists() or dbus_id.is_symlink():
+        dbus_id.unlink()
+    dbus_id.parent.mkdir(parents=True, exist_ok=True)
+    dbus_id.symlink_to("/etc/machine-id")
     for unit in (
         "systemd-udevd.service",
         "systemd-udevd-control.socket",
