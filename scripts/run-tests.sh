@@ -66,7 +66,13 @@ integration() {
   stage "driver integration (testbed)"
   pytest -q tests/integration/test_driver.py
   stage "NetBox integration (real NetBox on 127.0.0.1)"
-  allmende netbox up
+  if [ -n "${netbox_pid:-}" ]; then
+    # started in the background at the beginning (its first database migration takes minutes)
+    wait "$netbox_pid" || { cat "$netbox_log"; echo "allmende netbox up failed"; exit 1; }
+    cat "$netbox_log"
+  else
+    allmende netbox up
+  fi
   pytest -q tests/integration/test_netbox.py
   stage "testbed registered in NetBox, host networking from NetBox"
   pytest -q tests/integration/test_testbed_netbox.py
@@ -75,6 +81,13 @@ integration() {
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(lint unit sanity collection molecule integration)
 start=$(date +%s)
+if [[ " ${stages[*]} " == *" integration "* ]] && [ "${stages[0]}" != integration ]; then
+  # NetBox comes up (and on a fresh machine migrates its database) while the other stages run.
+  mkdir -p .build
+  netbox_log=.build/netbox-up.log
+  allmende netbox up >"$netbox_log" 2>&1 &
+  netbox_pid=$!
+fi
 for s in "${stages[@]}"; do
   case "$s" in
     lint|unit|sanity|collection|integration) "$s" ;;
