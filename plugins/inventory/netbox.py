@@ -312,7 +312,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         Lists come page by page in parallel after a REST count. Devices and VMs are filtered by site
         on NetBox's side and by status here; with tag or role filters (REST matches roles with their
-        child roles) REST picks the ids and GraphQL reads those objects."""
+        child roles) REST picks the ids and GraphQL reads those objects. Tags: nested in a device list
+        they cost NetBox more than the rest of the device together; with few tags in use, a list of
+        device ids per tag is much cheaper."""
         sites = self.get_option("sites")
         site_filter = {"site": sites} if sites else {}
         gql_site = ("site: {slug: {in_list: %s}}" % json.dumps(sites)) if sites else ""
@@ -320,7 +322,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         context = "config_context" if self.get_option("config_context") else "local_context_data"
         lists = {
             "devices": ("dcim/devices", site_filter, "device_list", gql_site,
-                        "id name status site { slug } rack { name } role { slug } platform { slug } tags { slug } "
+                        "id name status site { slug } rack { name } role { slug } platform { slug } "
                         "custom_fields primary_ip4 { address } " + context),
             "interfaces": ("dcim/interfaces", site_filter, "interface_list", gql_site,
                            "id device { id name } name type enabled mtu mgmt_only primary_mac_address { mac_address } "
@@ -333,7 +335,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         }
         if self.get_option("virtual_machines"):
             lists["vms"] = ("virtualization/virtual-machines", site_filter, "virtual_machine_list", gql_site,
-                            "id name status site { slug } role { slug } platform { slug } tags { slug } "
+                            "id name status site { slug } role { slug } platform { slug } "
                             "custom_fields primary_ip4 { address } " + context)
             lists["vm_interfaces"] = ("virtualization/interfaces", {}, "vm_interface_list", "",
                                       "id virtual_machine { id name } name enabled mtu "
@@ -345,9 +347,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         size = min(self.get_option("page_size"), 1000)
         with ThreadPoolExecutor(max_workers=self.get_option("max_workers")) as pool:
             fields = pool.submit(self._get, "extras/custom-fields", {"limit": 1000, "fields": "name,type,object_types"})
+            tag_list = pool.submit(self._get, "extras/tags", {"limit": 1000, "fields": "slug,tagged_items"})
             counts = dict((name, pool.submit(self._get, endpoint, dict(params, limit=1, fields="id")))
                           for name, (endpoint, params, _, _, _) in lists.items())
+            hosts = [name for name in ("devices", "vms") if name in lists or name in by_ids]
+            tagged = [(t["slug"], t["tagged_items"]) for t in tag_list.result()["results"] if t.get("tagged_items")]
+            tag_queries = len(hosts) * sum((count + size - 1) // size for _, count in tagged)
+            if tag_list.result()["count"] > len(tag_list.result()["results"]) or tag_queries > 8:
+                tagged = None
+                for name in hosts:
+                    spec = lists.get(name) or by_ids[name]
+                    (lists if name in lists else by_ids)[name] = (*spec[:4], spec[4] + " tags { slug }")
             pages = {}
+            by_tag = {}
+            for name in hosts if tagged else []:
+                root = (lists.get(name) or by_ids[name])[2]
+                for slug, count in tagged:
+                    where = "%s tags: {slug: {exact: %s}}" % (gql_site, json.dumps(slug))
+                    by_tag[(name, slug)] = [pool.submit(self._graphql_page, root, where, "id", offset, size)
+                                            for offset in range(0, count, size)]
             for name, future in counts.items():
                 _, _, root, where, selection = lists[name]
                 pages[name] = [pool.submit(self._graphql_page, root, where, selection, offset, size)
@@ -364,19 +382,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     data[name] = [row for future in futures for row in future.result()]
                     continue
                 _, _, root, where, selection = lists[name]
-                rows, offset = [], 0
-                for number, future in enumerate(futures):
-                    page = future.result()
-                    rows.extend(page)
-                    offset += size
-                    if len(page) < size and number < len(futures) - 1:  # short page: read on where it ended
-                        rows.extend(self._graphql_rest(root, where, selection, offset - size + len(page), size,
-                                                       stop=offset))
-                while len(rows) == offset and rows:  # objects added since counting
-                    page = self._graphql_page(root, where, selection, offset, size)
-                    rows.extend(page)
-                    offset += size
-                data[name] = rows
+                data[name] = self._collect(futures, root, where, selection, size)
+            for (name, slug), futures in by_tag.items():
+                root = (lists.get(name) or by_ids[name])[2]
+                where = "%s tags: {slug: {exact: %s}}" % (gql_site, json.dumps(slug))
+                ids = self._collect(futures, root, where, "id", size)
+                by_tag[(name, slug)] = set(int(row["id"]) for row in ids)
+            for name in hosts if tagged else []:
+                for row in data[name]:
+                    row["tags"] = [{"slug": slug} for slug, _ in tagged if int(row["id"]) in by_tag[(name, slug)]]
             custom = self._custom_field_types(fields.result()["results"])
             data["devices"] = self._gql_hosts(data["devices"], custom.get("dcim.device", {}))
             data["interfaces"] = [self._gql_interface(i, "device") for i in data["interfaces"]]
@@ -396,6 +410,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if where:
             args = "filters: {%s}, %s" % (where, args)
         return self._graphql("{ %s(%s) { %s } }" % (root, args, selection))[root]
+
+    def _collect(self, futures, root, where, selection, size):
+        """The rows of consecutive pages (offset 0, size, ...), reading on where a page came back short."""
+        rows, offset = [], 0
+        for number, future in enumerate(futures):
+            page = future.result()
+            rows.extend(page)
+            offset += size
+            if len(page) < size and number < len(futures) - 1:
+                rows.extend(self._graphql_rest(root, where, selection, offset - size + len(page), size, stop=offset))
+        while len(rows) == offset and rows:  # objects added since counting
+            page = self._graphql_page(root, where, selection, offset, size)
+            rows.extend(page)
+            offset += size
+        return rows
 
     def _graphql_rest(self, root, where, selection, offset, size, stop):
         """The objects from offset up to stop (exclusive), for when a page came back short."""
