@@ -348,11 +348,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         with ThreadPoolExecutor(max_workers=self.get_option("max_workers")) as pool:
             fields = pool.submit(self._get, "extras/custom-fields", {"limit": 1000, "fields": "name,type,object_types"})
             tag_list = pool.submit(self._get, "extras/tags", {"limit": 1000, "fields": "slug,tagged_items"})
-            counts = dict((name, pool.submit(self._get, endpoint, dict(params, limit=1, fields="id")))
-                          for name, (endpoint, params, _, _, _) in lists.items())
+            counts = dict((name, pool.submit(self._get, spec[0], dict(spec[1], limit=1, fields="id")))
+                          for name, spec in lists.items())
             hosts = [name for name in ("devices", "vms") if name in lists or name in by_ids]
             tagged = [(t["slug"], t["tagged_items"]) for t in tag_list.result()["results"] if t.get("tagged_items")]
-            tag_queries = len(hosts) * sum((count + size - 1) // size for _, count in tagged)
+            tag_queries = len(hosts) * sum((count + size - 1) // size for slug, count in tagged)
             if tag_list.result()["count"] > len(tag_list.result()["results"]) or tag_queries > 8:
                 tagged = None
                 for name in hosts:
@@ -367,10 +367,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     by_tag[(name, slug)] = [pool.submit(self._graphql_page, root, where, "id", offset, size)
                                             for offset in range(0, count, size)]
             for name, future in counts.items():
-                _, _, root, where, selection = lists[name]
+                root, where, selection = lists[name][2:]
                 pages[name] = [pool.submit(self._graphql_page, root, where, selection, offset, size)
                                for offset in range(0, max(future.result()["count"], 1), size)]
-            for name, (endpoint, _, root, _, selection) in by_ids.items():
+            for name, spec in by_ids.items():
+                endpoint, root, selection = spec[0], spec[2], spec[4]
                 rows = self._fetch_all(pool, {name: (endpoint, dict(self._device_filter(), fields="id"))})[name]
                 ids = [row["id"] for row in rows]
                 pages[name] = [pool.submit(self._graphql_page, root, "id: {in_list: [%s]}"
@@ -381,7 +382,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 if name in by_ids:
                     data[name] = [row for future in futures for row in future.result()]
                     continue
-                _, _, root, where, selection = lists[name]
+                root, where, selection = lists[name][2:]
                 data[name] = self._collect(futures, root, where, selection, size)
             for (name, slug), futures in by_tag.items():
                 root = (lists.get(name) or by_ids[name])[2]
@@ -390,7 +391,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 by_tag[(name, slug)] = set(int(row["id"]) for row in ids)
             for name in hosts if tagged else []:
                 for row in data[name]:
-                    row["tags"] = [{"slug": slug} for slug, _ in tagged if int(row["id"]) in by_tag[(name, slug)]]
+                    row["tags"] = [{"slug": slug} for slug, count in tagged if int(row["id"]) in by_tag[(name, slug)]]
             custom = self._custom_field_types(fields.result()["results"])
             data["devices"] = self._gql_hosts(data["devices"], custom.get("dcim.device", {}))
             data["interfaces"] = [self._gql_interface(i, "device") for i in data["interfaces"]]
@@ -547,6 +548,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, model):
         strict = self.get_option("strict")
+        constructed = self.get_option("compose") or self.get_option("groups") or self.get_option("keyed_groups")
         self.inventory.set_variable("all", "allmende_inventory_problems", model.problems)
         for name, host in sorted(model.hosts.items()):
             self.inventory.add_host(name)
@@ -555,6 +557,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.add_child(group, name)
             for key, value in host["vars"].items():
                 self.inventory.set_variable(name, key, value)
+            if not constructed:
+                continue
             variables = self.inventory.get_host(name).get_vars()
             self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
