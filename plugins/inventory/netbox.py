@@ -17,7 +17,7 @@ description:
     C(allmende_interfaces) (MAC, MTU, LAG, VLAN, bridge, addresses), C(allmende_networks) keyed by
     prefix role, custom fields and the merged config context.
   - Fast on large sites; all object types are fetched at once, page by page in parallel,
-    requesting only the fields it uses.
+    requesting only the fields it uses, through GraphQL where NetBox offers it (see I(graphql)).
   - Checks the data while building the inventory and puts every problem found (object and field)
     in the C(allmende_inventory_problems) variable of group C(all); with I(strict_validation) a
     problem stops the inventory. C(allmende inventory check) prints them.
@@ -59,6 +59,14 @@ options:
     description: Objects per request (NetBox's MAX_PAGE_SIZE caps it).
     type: int
     default: 1000
+  graphql:
+    description:
+      - Read devices, virtual machines, interfaces and IP addresses through NetBox's GraphQL API, which
+        costs NetBox about a third of the CPU time of the equivalent REST requests.
+      - When GraphQL is disabled in NetBox (C(GRAPHQL_ENABLED=False)) or answers with an error, the
+        plugin falls back to REST by itself; the inventory is the same either way.
+    type: bool
+    default: true
   statuses:
     description: Device statuses to include.
     type: list
@@ -247,6 +255,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return dict((o["id"], (o.get("primary_ip4") or {}).get("address")) for o in rows)
 
     def fetch(self):
+        if self.get_option("graphql"):
+            try:
+                return self._fetch_graphql()
+            except Exception as exc:  # GraphQL disabled (GRAPHQL_ENABLED=False) or failing: REST
+                self.display.vv("allmende.cloud.netbox: GraphQL unavailable (%s), using REST" % exc)
+        return self._fetch_rest()
+
+    def _device_filter(self):
         device_filter = {"status": self.get_option("statuses")}
         if self.get_option("sites"):
             device_filter["site"] = self.get_option("sites")
@@ -254,6 +270,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             device_filter["tag"] = self.get_option("tags")
         if self.get_option("roles"):
             device_filter["role"] = self.get_option("roles")
+        return device_filter
+
+    def _fetch_rest(self):
+        device_filter = self._device_filter()
         device_fields = list(DEVICE_FIELDS)
         vm_fields = list(VM_FIELDS)
         if self.get_option("config_context"):
@@ -284,6 +304,208 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     address = primary.get(obj["id"])
                     obj["primary_ip4"] = {"address": address} if address else None
         return data
+
+    # -- GraphQL ----------------------------------------------------------------------------
+
+    def _fetch_graphql(self):
+        """The same data as _fetch_rest, in the same order and REST's shape, read through GraphQL.
+
+        Lists come page by page in parallel after a REST count. Devices and VMs are filtered by site
+        on NetBox's side and by status here; with tag or role filters (REST matches roles with their
+        child roles) REST picks the ids and GraphQL reads those objects. Tags: nested in a device list
+        they cost NetBox more than the rest of the device together; with few tags in use, a list of
+        device ids per tag is much cheaper."""
+        sites = self.get_option("sites")
+        site_filter = {"site": sites} if sites else {}
+        gql_site = ("site: {slug: {in_list: %s}}" % json.dumps(sites)) if sites else ""
+        iface_cf = " custom_fields" if self.get_option("interface_custom_fields") else ""
+        context = "config_context" if self.get_option("config_context") else "local_context_data"
+        lists = {
+            "devices": ("dcim/devices", site_filter, "device_list", gql_site,
+                        "id name status site { slug } rack { name } role { slug } platform { slug } "
+                        "custom_fields primary_ip4 { address } " + context),
+            "interfaces": ("dcim/interfaces", site_filter, "interface_list", gql_site,
+                           "id device { id name } name type enabled mtu mgmt_only primary_mac_address { mac_address } "
+                           "lag { id } parent { id } bridge { id } untagged_vlan { vid } description" + iface_cf),
+            "addresses": ("ipam/ip-addresses", {"assigned_to_interface": "true"}, "ip_address_list",
+                          'assigned_object_type: {model: {in_list: ["interface", "vminterface"]}}',
+                          "id address role assigned_object { __typename ... on InterfaceType { id } "
+                          "... on VMInterfaceType { id } }"),
+            "prefixes": ("ipam/prefixes", {}, "prefix_list", "", "id prefix role { slug } vlan { vid }"),
+        }
+        if self.get_option("virtual_machines"):
+            lists["vms"] = ("virtualization/virtual-machines", site_filter, "virtual_machine_list", gql_site,
+                            "id name status site { slug } role { slug } platform { slug } "
+                            "custom_fields primary_ip4 { address } " + context)
+            lists["vm_interfaces"] = ("virtualization/interfaces", {}, "vm_interface_list", "",
+                                      "id virtual_machine { id name } name enabled mtu "
+                                      "primary_mac_address { mac_address } parent { id } bridge { id } "
+                                      "untagged_vlan { vid } description")
+        by_ids = {}
+        if self.get_option("tags") or self.get_option("roles"):
+            by_ids = dict((name, lists.pop(name)) for name in ("devices", "vms") if name in lists)
+        size = min(self.get_option("page_size"), 1000)
+        with ThreadPoolExecutor(max_workers=self.get_option("max_workers")) as pool:
+            fields = pool.submit(self._get, "extras/custom-fields", {"limit": 1000, "fields": "name,type,object_types"})
+            tag_list = pool.submit(self._get, "extras/tags", {"limit": 1000, "fields": "slug,tagged_items"})
+            counts = dict((name, pool.submit(self._get, spec[0], dict(spec[1], limit=1, fields="id")))
+                          for name, spec in lists.items())
+            hosts = [name for name in ("devices", "vms") if name in lists or name in by_ids]
+            tagged = [(t["slug"], t["tagged_items"]) for t in tag_list.result()["results"] if t.get("tagged_items")]
+            tag_queries = len(hosts) * sum((count + size - 1) // size for slug, count in tagged)
+            if tag_list.result()["count"] > len(tag_list.result()["results"]) or tag_queries > 8:
+                tagged = None
+                for name in hosts:
+                    spec = lists.get(name) or by_ids[name]
+                    (lists if name in lists else by_ids)[name] = (*spec[:4], spec[4] + " tags { slug }")
+            pages = {}
+            by_tag = {}
+            for name in hosts if tagged else []:
+                root = (lists.get(name) or by_ids[name])[2]
+                for slug, count in tagged:
+                    where = "%s tags: {slug: {exact: %s}}" % (gql_site, json.dumps(slug))
+                    by_tag[(name, slug)] = [pool.submit(self._graphql_page, root, where, "id", offset, size)
+                                            for offset in range(0, count, size)]
+            for name, future in counts.items():
+                root, where, selection = lists[name][2:]
+                pages[name] = [pool.submit(self._graphql_page, root, where, selection, offset, size)
+                               for offset in range(0, max(future.result()["count"], 1), size)]
+            for name, spec in by_ids.items():
+                endpoint, root, selection = spec[0], spec[2], spec[4]
+                rows = self._fetch_all(pool, {name: (endpoint, dict(self._device_filter(), fields="id"))})[name]
+                ids = [row["id"] for row in rows]
+                pages[name] = [pool.submit(self._graphql_page, root, "id: {in_list: [%s]}"
+                                           % ",".join(map(str, ids[i:i + size])), selection, 0, size)
+                               for i in range(0, len(ids), size)]
+            data = {}
+            for name, futures in pages.items():
+                if name in by_ids:
+                    data[name] = [row for future in futures for row in future.result()]
+                    continue
+                root, where, selection = lists[name][2:]
+                data[name] = self._collect(futures, root, where, selection, size)
+            for (name, slug), futures in by_tag.items():
+                root = (lists.get(name) or by_ids[name])[2]
+                where = "%s tags: {slug: {exact: %s}}" % (gql_site, json.dumps(slug))
+                ids = self._collect(futures, root, where, "id", size)
+                by_tag[(name, slug)] = set(int(row["id"]) for row in ids)
+            for name in hosts if tagged else []:
+                for row in data[name]:
+                    row["tags"] = [{"slug": slug} for slug, count in tagged if int(row["id"]) in by_tag[(name, slug)]]
+            custom = self._custom_field_types(fields.result()["results"])
+            data["devices"] = self._gql_hosts(data["devices"], custom.get("dcim.device", {}))
+            data["interfaces"] = [self._gql_interface(i, "device") for i in data["interfaces"]]
+            data["addresses"] = [a for a in (self._gql_address(a) for a in data["addresses"]) if a]
+            for prefix in data["prefixes"]:
+                prefix["id"] = int(prefix["id"])
+            if "vms" in data:
+                data["vms"] = self._gql_hosts(data["vms"], custom.get("virtualization.virtualmachine", {}))
+                data["vm_interfaces"] = [self._gql_interface(i, "virtual_machine") for i in data["vm_interfaces"]]
+            for name, kind in (("devices", "dcim/devices"), ("vms", "virtualization/virtual-machines")):
+                if name in data and custom.get(kind, {}).get("_rest"):
+                    self._rest_custom_fields(pool, kind, data[name])
+        return data
+
+    def _graphql_page(self, root, where, selection, offset, limit):
+        args = "pagination: {offset: %d, limit: %d}" % (offset, limit)
+        if where:
+            args = "filters: {%s}, %s" % (where, args)
+        return self._graphql("{ %s(%s) { %s } }" % (root, args, selection))[root]
+
+    def _collect(self, futures, root, where, selection, size):
+        """The rows of consecutive pages (offset 0, size, ...), reading on where a page came back short."""
+        rows, offset = [], 0
+        for number, future in enumerate(futures):
+            page = future.result()
+            rows.extend(page)
+            offset += size
+            if len(page) < size and number < len(futures) - 1:
+                rows.extend(self._graphql_rest(root, where, selection, offset - size + len(page), size, stop=offset))
+        while len(rows) == offset and rows:  # objects added since counting
+            page = self._graphql_page(root, where, selection, offset, size)
+            rows.extend(page)
+            offset += size
+        return rows
+
+    def _graphql_rest(self, root, where, selection, offset, size, stop):
+        """The objects from offset up to stop (exclusive), for when a page came back short."""
+        rows = []
+        while offset < stop:
+            page = self._graphql_page(root, where, selection, offset, min(size, stop - offset))
+            if not page:
+                break
+            rows.extend(page)
+            offset += len(page)
+        return rows
+
+    @staticmethod
+    def _custom_field_types(definitions):
+        """{object type: {field name: type}}, with "_rest" set where REST renders a field differently
+        from the stored value (decimal, datetime, object references)."""
+        types = {}
+        for field in definitions:
+            kind = field.get("type")
+            kind = kind.get("value") if isinstance(kind, dict) else kind
+            for object_type in field.get("object_types") or []:
+                entry = types.setdefault(object_type, {})
+                entry[field["name"]] = kind
+                if kind not in ("text", "longtext", "integer", "boolean", "date", "url", "json", "select",
+                                "multiselect"):
+                    entry["_rest"] = True
+        for kind, endpoint in (("dcim.device", "dcim/devices"), ("virtualization.virtualmachine",
+                                                                 "virtualization/virtual-machines")):
+            if kind in types:
+                types[endpoint] = types[kind]
+        return types
+
+    def _gql_hosts(self, rows, custom):
+        """GraphQL devices/VMs as REST represents them, filtered by status, tags and role like REST."""
+        statuses = set(self.get_option("statuses"))
+        tags = set(self.get_option("tags"))
+        roles = set(self.get_option("roles"))
+        names = sorted(k for k in custom if k != "_rest")
+        hosts = []
+        for row in rows:
+            row_tags = set(t["slug"] for t in row.get("tags") or [])
+            if row.get("status") not in statuses or not tags <= row_tags:
+                continue
+            if roles and (row.get("role") or {}).get("slug") not in roles:
+                continue
+            row["id"] = int(row["id"])
+            data = row.get("custom_fields") or {}
+            row["custom_fields"] = dict((name, data.get(name)) for name in names)
+            hosts.append(row)
+        return hosts
+
+    @staticmethod
+    def _gql_interface(row, owner):
+        row["id"] = int(row["id"])
+        for key in (owner, "lag", "parent", "bridge"):
+            if row.get(key):
+                row[key]["id"] = int(row[key]["id"])
+        return row
+
+    @staticmethod
+    def _gql_address(row):
+        assigned = row.pop("assigned_object", None) or {}
+        kind = {"InterfaceType": "dcim.interface", "VMInterfaceType": "virtualization.vminterface"}.get(
+            assigned.get("__typename"))
+        if not kind:
+            return None
+        row["id"] = int(row["id"])
+        row["assigned_object_type"] = kind
+        row["assigned_object_id"] = int(assigned["id"])
+        return row
+
+    def _rest_custom_fields(self, pool, endpoint, hosts):
+        """Custom fields as REST renders them, for field types whose stored value differs from that."""
+        params = {"fields": "id,custom_fields"}
+        if self.get_option("sites"):
+            params["site"] = self.get_option("sites")
+        rows = self._fetch_all(pool, {"cf": (endpoint, params)})["cf"]
+        by_id = dict((row["id"], row.get("custom_fields") or {}) for row in rows)
+        for host in hosts:
+            host["custom_fields"] = by_id.get(host["id"], host["custom_fields"])
 
     # -- parse ----------------------------------------------------------------------------
 
@@ -326,6 +548,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, model):
         strict = self.get_option("strict")
+        constructed = self.get_option("compose") or self.get_option("groups") or self.get_option("keyed_groups")
         self.inventory.set_variable("all", "allmende_inventory_problems", model.problems)
         for name, host in sorted(model.hosts.items()):
             self.inventory.add_host(name)
@@ -334,6 +557,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.add_child(group, name)
             for key, value in host["vars"].items():
                 self.inventory.set_variable(name, key, value)
+            if not constructed:
+                continue
             variables = self.inventory.get_host(name).get_vars()
             self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)

@@ -135,6 +135,40 @@ def test_inventory_from_netbox_has_groups_and_hostvars(netbox, env, tmp_path):
     assert check.returncode == 0, check.stdout
 
 
+def test_graphql_and_rest_give_the_same_inventory(netbox, env, tmp_path):
+    allmende("netbox", "sync", str(SAMPLE), env=env)
+    allmende("netbox", "sync", str(BAD), env=env)
+    options = {
+        "role_groups": {"hyperconverged": ["control", "compute"], "bad-hc": ["control"]},
+        "required_networks": {"compute": ["tunnel"]},
+        "group_by": ["site", "rack", "platform", "tags", "role", "status"],
+        "virtual_machines": True,
+        "interface_custom_fields": True,
+    }
+    for name, extra in {
+        "sites": {"sites": ["sample-dc1", "bad-a", "bad-b"], "page_size": 3},
+        "filters": {"tags": ["allmende"], "roles": ["hyperconverged"], "config_context": False},
+    }.items():
+        outputs = []
+        for graphql in (True, False):
+            folder = tmp_path / f"{name}-{graphql}"
+            folder.mkdir()
+            path = inventory_file(folder, graphql=graphql, **options, **extra)
+            proc = subprocess.run(
+                [str(BIN / "ansible-inventory"), "-i", str(path), "--list", "-vv"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stderr
+            assert "GraphQL unavailable" not in proc.stdout + proc.stderr, proc.stdout[-2000:]
+            listing = proc.stdout[proc.stdout.index("\n{") + 1 :] if "\n{" in proc.stdout else proc.stdout
+            outputs.append(json.loads(listing))
+        assert outputs[0]["_meta"]["hostvars"], name
+        assert outputs[0] == outputs[1], name
+
+
 def test_every_kind_of_bad_data_is_reported_and_no_host_is_touched(netbox, env, tmp_path):
     loaded = allmende("netbox", "sync", str(BAD), env=env)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
