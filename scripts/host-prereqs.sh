@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
-# Packages this machine needs to run the testbed and the tests (Debian 12, as root).
-# Idempotent: installs only what is missing.
+# Packages this machine needs to run the testbed, the local NetBox and the tests (Debian 12, as root).
+# Idempotent: installs only what is missing. `scripts/host-prereqs.sh --verify` installs nothing and
+# exits 1 naming every command that is still missing (scripts/check-fresh-machine.py runs both in a
+# fresh Debian container).
 set -euo pipefail
-# podman & co: testbed hosts; postgresql-15 + redis-server: the local NetBox; shellcheck: sanity tests.
-packages=(podman runc crun debootstrap netavark aardvark-dns openssh-client make util-linux python3-venv shellcheck
-          postgresql-15 redis-server)
+# podman & co: testbed hosts (netavark needs iptables); postgresql-15 + redis-server: the local NetBox;
+# shellcheck: sanity tests; git: the sanity stage copies the tracked files; procps: pkill in tests.
+packages=(podman runc crun debootstrap netavark aardvark-dns iptables openssh-client make util-linux
+          python3-venv shellcheck postgresql-15 redis-server git procps ca-certificates tar coreutils)
+# Every command the testbed, the local NetBox, the driver and the tests call.
+commands=(podman runc crun debootstrap iptables ssh ssh-keygen make losetup truncate flock runuser tar
+          python3 shellcheck psql pg_dump pg_restore /usr/lib/postgresql/15/bin/pg_ctl
+          /usr/lib/postgresql/15/bin/initdb redis-server git pkill apt-config)
+
+verify() {
+  local missing=()
+  for c in "${commands[@]}"; do
+    if [[ $c == /* ]]; then [ -x "$c" ] || missing+=("$c"); else command -v "$c" >/dev/null || missing+=("$c"); fi
+  done
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=("python3 venv/ensurepip (python3-venv)")
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "missing after scripts/host-prereqs.sh: ${missing[*]}" >&2
+    return 1
+  fi
+  echo "all ${#commands[@]} commands present"
+}
+
+if [ "${1:-}" = "--verify" ]; then
+  verify
+  exit
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -87,7 +87,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         common = {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": os.path.join(testbed_dir, "id_ed25519"),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes -o UserKnownHostsFile="
+            + os.path.join(testbed_dir, "known_hosts"),
             "ansible_python_interpreter": "/usr/bin/python3",
             "allmende_testbed": name,
             "allmende_mgmt_subnet": state["mgmt_subnet"],

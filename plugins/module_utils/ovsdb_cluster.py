@@ -152,7 +152,7 @@ def plan(database, group, play_hosts, states, addresses, servers=None):
         if local and addresses.get(host) and local != addresses[host]:
             errors.append(
                 "%s: its %s member is bound to %s, but its address is now %s; remove the member "
-                "(action remove-member) and deploy again to change it" % (host, database, local, addresses[host])
+                "(action remove_member) and deploy again to change it" % (host, database, local, addresses[host])
             )
 
     result = {

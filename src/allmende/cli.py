@@ -3,24 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import requests
 from rich.console import Console
 from rich.table import Table
 
-from allmende import __version__, inventory_check, netbox_server, paths, testbed
-from allmende.apply import ApplyRequest, ApplyResult, UsageError, apply
+from allmende import __version__, inventory_check, netbox_server, paths, testbed, testbed_netbox
+from allmende.apply import ApplyRequest, ApplyResult, apply
+from allmende.errors import AllmendeError, ExitCode, RefusedError, UsageError
 from allmende.netbox_client import NetboxApiError, NetboxClient
 from allmende.netbox_sync import SiteFileError, sync
 from allmende.progress import failure_table, host_table, make_progress
 from allmende.runs import RunNotFound, find_run, list_runs
 
-EXIT_USAGE = 2
+EXIT_USAGE = ExitCode.USAGE
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
+def count_int(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value}: choose between {low} and {high}")
+        return value
+
+    return parse
+
+
+def ipv4_subnet(text: str) -> str:
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a subnet like 10.213.40.0/24 ({exc})") from None
+    if net.version != 4:
+        raise argparse.ArgumentTypeError(f"{text}: the testbed needs an IPv4 subnet")
+    return str(net)
+
+
+port_number = count_int(1, 65533)  # NetBox uses the next two ports for PostgreSQL and Redis
 
 
 def default_inventory() -> list[str]:
@@ -49,16 +89,11 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
         extra_vars=args.extra_vars or [],
         verbosity=args.verbose,
         forks=args.forks,
+        action=args.action,
     )
     mode = "json" if args.json else args.progress
     prechecks = [] if args.skip_inventory_check else [lambda: _inventory_problems(inventories)]
-    try:
-        result = apply(request, make_progress(mode, console), prechecks=prechecks)
-    except UsageError as exc:
-        console.print("[red]refusing to run:[/]")
-        for line in str(exc).splitlines():
-            console.print(f"  - {line}", markup=False, highlight=False)
-        return EXIT_USAGE
+    result = apply(request, make_progress(mode, console), prechecks=prechecks)
     if args.json:
         print(
             json.dumps(
@@ -87,6 +122,12 @@ def _inventory_problems(inventories: list[str]) -> list[str]:
         return [str(exc)]
 
 
+def print_problems(console: Console, headline: str, problems: list[str]) -> None:
+    console.print(f"[red]{headline}[/]", highlight=False)
+    for line in problems:
+        console.print(f"  - {line}", markup=False, highlight=False)
+
+
 def cmd_inventory(args: argparse.Namespace, console: Console) -> int:
     inventories = args.inventory or default_inventory()
     if not inventories:
@@ -95,14 +136,12 @@ def cmd_inventory(args: argparse.Namespace, console: Console) -> int:
     found = _inventory_problems(inventories)
     if args.json:
         print(json.dumps({"inventories": inventories, "problems": found}, indent=2))
-        return 1 if found else 0
+        return ExitCode.REFUSED if found else ExitCode.OK
     if not found:
         console.print(f"inventory {', '.join(inventories)}: no problems", highlight=False)
-        return 0
-    console.print(f"[red]{len(found)} problem(s)[/] in {', '.join(inventories)}:", highlight=False)
-    for line in found:
-        console.print(f"  - {line}", markup=False, highlight=False)
-    return 1
+        return ExitCode.OK
+    print_problems(console, f"{len(found)} problem(s) in {', '.join(inventories)}:", found)
+    return ExitCode.REFUSED
 
 
 def cmd_netbox(args: argparse.Namespace, console: Console) -> int:
@@ -125,12 +164,12 @@ def cmd_netbox(args: argparse.Namespace, console: Console) -> int:
         if args.netbox_cmd == "status":
             info = netbox_server.status()
             print(json.dumps(info, indent=2))
-            return 0 if info["netbox"] else 1
+            return 0 if info["netbox"] else ExitCode.ENVIRONMENT
         if args.netbox_cmd == "sync":
             return _sync(args, console)
     except (netbox_server.NetboxError, NetboxApiError) as exc:
         console.print(f"[red]netbox error:[/] {exc}", highlight=False)
-        return 1
+        return ExitCode.ENVIRONMENT
     return EXIT_USAGE
 
 
@@ -139,10 +178,8 @@ def _sync(args: argparse.Namespace, console: Console) -> int:
     try:
         changes = sync(client, Path(args.site_file), dry_run=args.dry_run)
     except SiteFileError as exc:
-        console.print(f"[red]refusing to sync {args.site_file}: {len(exc.problems)} problem(s)[/]", highlight=False)
-        for line in exc.problems:
-            console.print(f"  - {line}", markup=False, highlight=False)
-        return EXIT_USAGE
+        print_problems(console, f"refusing to sync {args.site_file}: {len(exc.problems)} problem(s)", exc.problems)
+        return ExitCode.REFUSED
     for change in changes:
         console.print(change.render(), markup=False, highlight=False)
     verb = "would change" if args.dry_run else "changed"
@@ -242,13 +279,14 @@ def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
             start = time.monotonic()
             tb = testbed.up(
                 args.name,
-                netbox=args.netbox,
                 nodes=args.nodes,
                 subnet=args.subnet,
                 disks=args.disks,
                 disk_size=args.disk_size,
                 log=log,
             )
+            if args.netbox or tb.netbox_url:
+                testbed_netbox.ensure_registered(tb, log)
             console.print(
                 f"testbed {tb.name}: {len(tb.nodes)} nodes up in {time.monotonic() - start:.0f}s; "
                 f"inventory {tb.inventory_dir}",
@@ -258,6 +296,7 @@ def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
         if args.testbed_cmd == "down":
             names = testbed.list_testbeds() if args.all else [args.name]
             for name in names:
+                testbed_netbox.ensure_unregistered(name, log)
                 removed = testbed.down(name, log=log)
                 console.print(f"testbed {name}: removed {len(removed)} objects", highlight=False)
             return 0
@@ -265,16 +304,16 @@ def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
             tb = testbed.Testbed.load(args.name)
             if tb is None:
                 console.print(f"[red]testbed {args.name} does not exist[/]")
-                return 1
+                return ExitCode.ENVIRONMENT
             print(tb.inventory_dir)
             return 0
         info = testbed.status(args.name)
         if args.json:
             print(json.dumps(info, indent=2))
-            return 0 if info["exists"] else 1
+            return 0 if info["exists"] else ExitCode.ENVIRONMENT
         if not info["exists"]:
             console.print(f"testbed {args.name} does not exist (`allmende testbed up`)")
-            return 1
+            return ExitCode.ENVIRONMENT
         table = Table(
             title=f"testbed {info['name']}  subnet {info['subnet']}  inventory {info['inventory']}",
             title_justify="left",
@@ -293,10 +332,10 @@ def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
             )
         console.print(table)
         healthy = all(n["state"] == "running" for n in info["nodes"])
-        return 0 if healthy else 1
+        return 0 if healthy else ExitCode.ENVIRONMENT
     except testbed.TestbedError as exc:
         console.print(f"[red]testbed error:[/] {exc}", highlight=False)
-        return 1
+        return ExitCode.ENVIRONMENT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,9 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip-tags")
     ap.add_argument("-C", "--check", action="store_true")
     ap.add_argument("-D", "--diff", action="store_true")
-    ap.add_argument("-a", "--action", help="role action, e.g. deploy, check, upgrade (sets allmende_action)")
+    ap.add_argument(
+        "-a", "--action", help="what the roles do: deploy (default), check, upgrade, ... (sets allmende_action)"
+    )
     ap.add_argument("-e", "--extra-vars", action="append", metavar="VARS", help="key=value, @file or JSON")
-    ap.add_argument("-f", "--forks", type=int)
+    ap.add_argument("-f", "--forks", type=positive_int)
     ap.add_argument("-v", "--verbose", action="count", default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON object per event instead of progress")
     ap.add_argument(
@@ -341,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     np = sub.add_parser("netbox", help="a local NetBox, and syncing site files into NetBox")
     nsub = np.add_subparsers(dest="netbox_cmd", required=True)
     nup = nsub.add_parser("up", help="start NetBox (PostgreSQL, Redis, gunicorn on 127.0.0.1)")
-    nup.add_argument("--port", type=int, help=f"HTTP port (default {netbox_server.DEFAULT_PORT} or the last used)")
+    nup.add_argument(
+        "--port", type=port_number, help=f"HTTP port (default {netbox_server.DEFAULT_PORT} or the last used)"
+    )
     ndown = nsub.add_parser("down", help="stop NetBox")
     ndown.add_argument("--purge", action="store_true", help="also delete its database and files")
     nsub.add_parser("status", help="show whether the services run")
@@ -350,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     nsync.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
 
     rp = sub.add_parser("runs", help="list past runs, or show one")
-    rp.add_argument("--last", type=int, default=20, help="how many recent runs to list")
+    rp.add_argument("--last", type=positive_int, default=20, help="how many recent runs to list")
     rsub = rp.add_subparsers(dest="runs_cmd")
     show = rsub.add_parser("show", help="summary of one run")
     show.add_argument("id", help="run id, unique prefix/suffix, or 'last'")
@@ -369,9 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("ALLMENDE_TESTBED_NAME", "default"),
             help="testbed name (default: $ALLMENDE_TESTBED_NAME or 'default')",
         )
-    up.add_argument("--nodes", type=int, default=3)
-    up.add_argument("--subnet", help="management subnet (default: a free /24 in 10.213.0.0/16)")
-    up.add_argument("--disks", type=int, default=2, help="data disks per node")
+    up.add_argument("--nodes", type=count_int(1, 50), default=3)
+    up.add_argument("--subnet", type=ipv4_subnet, help="management subnet (default: a free /24 in 10.213.0.0/16)")
+    up.add_argument("--disks", type=count_int(0, 8), default=2, help="data disks per node")
     up.add_argument("--disk-size", default="20G", help="size of each sparse data disk")
     up.add_argument(
         "--netbox", action="store_true", help="register the nodes in the local NetBox and take the inventory from there"
@@ -396,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths.collection_root()
     except paths.CollectionNotFound as exc:
         console.print(f"[red]{exc}[/]")
-        return EXIT_USAGE
+        return ExitCode.ENVIRONMENT
     handlers = {
         "apply": cmd_apply,
         "runs": cmd_runs,
@@ -404,7 +447,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "inventory": cmd_inventory,
         "netbox": cmd_netbox,
     }
-    return handlers[args.command](args, console)
+    try:
+        return int(handlers[args.command](args, console))
+    except RefusedError as exc:
+        print_problems(console, f"refusing to run: {exc.problems and len(exc.problems)} problem(s)", exc.problems)
+        return exc.code
+    except UsageError as exc:
+        print_problems(console, "refusing to run:", exc.problems or str(exc).splitlines())
+        return exc.code
+    except AllmendeError as exc:
+        console.print(f"[red]{args.command}:[/] {exc}", highlight=False)
+        return exc.code
+    except (testbed.TestbedError, netbox_server.NetboxError, NetboxApiError) as exc:
+        console.print(f"[red]{args.command}:[/] {exc}", highlight=False)
+        return ExitCode.ENVIRONMENT
+    except requests.RequestException as exc:
+        console.print(f"[red]{args.command}:[/] NetBox unreachable: {_short(exc)}", highlight=False)
+        return ExitCode.ENVIRONMENT
+    except KeyboardInterrupt:
+        console.print(f"[yellow]{args.command}: interrupted[/]")
+        return ExitCode.INTERRUPTED
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    url = getattr(getattr(exc, "request", None), "url", None)
+    reason = text.rsplit(":", 1)[-1].strip(" )'\"") if "Errno" in text or "Connection" in text else text[:200]
+    return f"{url or ''} ({reason})".strip()
 
 
 if __name__ == "__main__":

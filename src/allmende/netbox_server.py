@@ -134,12 +134,21 @@ def _run(
     timeout: float = 900,
     user: str | None = None,
     cwd: str | None = None,
+    stdin: str | None = None,
+    hide: tuple[str, ...] = (),
 ) -> str:
+    """Run CMD; secrets go in on STDIN, never as arguments, and HIDE's values never reach an error."""
     if user:
         cmd = ["runuser", "-u", user, "--", *cmd]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
+    proc = subprocess.run(
+        cmd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+    )
     if proc.returncode != 0:
-        raise NetboxError(f"{' '.join(cmd)} failed (rc={proc.returncode}): {(proc.stderr or proc.stdout)[-1500:]}")
+        detail = (proc.stderr or proc.stdout)[-1500:]
+        for secret in hide:
+            if secret:
+                detail = detail.replace(secret, "********")
+        raise NetboxError(f"{' '.join(cmd)} failed (rc={proc.returncode}): {detail}")
     return proc.stdout
 
 
@@ -263,7 +272,7 @@ def ensure_postgres(nb: NetboxInstance, data: dict[str, str], log: Log) -> None:
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'netbox') THEN "
         f"CREATE ROLE netbox LOGIN PASSWORD '{data['db_password']}'; END IF; END $$;"
     )
-    _psql(nb, sql)
+    _psql(nb, sql, hide=(data["db_password"],))
     exists = _psql(nb, "SELECT 1 FROM pg_database WHERE datname = 'netbox'").strip()
     if not exists:
         _psql(nb, "CREATE DATABASE netbox OWNER netbox")
@@ -288,9 +297,14 @@ def _initdb(nb: NetboxInstance) -> None:
     )
 
 
-def _psql(nb: NetboxInstance, sql: str, db: str = "postgres") -> str:
+def _psql(nb: NetboxInstance, sql: str, db: str = "postgres", hide: tuple[str, ...] = ()) -> str:
+    """SQL goes in on standard input: a password in it never shows in a process list."""
     return _run(
-        ["psql", "-h", str(nb.run_dir), "-p", str(nb.pg_port), "-d", db, "-tAq", "-c", sql], user="postgres", cwd="/"
+        ["psql", "-h", str(nb.run_dir), "-p", str(nb.pg_port), "-d", db, "-tAq", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+        user="postgres",
+        cwd="/",
+        stdin=sql,
+        hide=hide,
     )
 
 
@@ -528,12 +542,33 @@ def up(port: int | None = None, log: Log = _quiet) -> NetboxInstance:
     return nb
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _is_ours(nb: NetboxInstance, name: str, pid: int) -> bool:
+    """Whether PID is the process this NetBox started for NAME (a pid file may be stale and the pid reused)."""
+    args = _cmdline(pid)
+    text = " ".join(args)
+    if name == "redis.pid":
+        return bool(args) and "redis-server" in args[0] and f":{nb.redis_port}" in text
+    # gunicorn and the worker run from NetBox's own virtualenv
+    return bool(args) and any(a.startswith(str(nb.venv)) for a in args[:2])
+
+
 def down(purge: bool = False, log: Log = _quiet) -> None:
     nb = instance()
     for name in ("rqworker.pid", "gunicorn.pid", "redis.pid"):
         pidfile = nb.run_dir / name
         if _alive(pidfile):
             pid = int(pidfile.read_text().split()[0])
+            if not _is_ours(nb, name, pid):
+                log(f"not stopping pid {pid} from {pidfile}: it is not the process this NetBox started")
+                pidfile.unlink(missing_ok=True)
+                continue
             os.kill(pid, signal.SIGTERM)
             _wait(lambda p=pidfile: not _alive(p), 30, f"{name} did not stop")
             log(f"stopped {name.removesuffix('.pid')}")

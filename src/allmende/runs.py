@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
@@ -58,9 +59,36 @@ class RunRecord:
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=order)]
 
 
+def process_start(pid: int) -> str | None:
+    """The start time of a process (clock ticks since boot), to tell a live run from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def effective_status(summary: dict[str, Any]) -> str:
+    """`running` only while the driver that started the run is alive; else `interrupted`."""
+    status = str(summary.get("status") or "unknown")
+    if status != "running":
+        return status
+    pid = summary.get("pid")
+    if not isinstance(pid, int) or process_start(pid) is None:
+        return "interrupted"
+    started = summary.get("pid_started")
+    if started is not None and process_start(pid) != started:
+        return "interrupted"
+    return status
+
+
 def write_summary(run_path: Path, summary: dict[str, Any]) -> None:
+    """Atomically: a killed driver leaves the previous summary, never half of one."""
     tmp = run_path / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    with tmp.open("w") as handle:
+        handle.write(json.dumps(summary, indent=2, sort_keys=True, default=str))
+        handle.flush()
+        os.fsync(handle.fileno())
     tmp.replace(run_path / SUMMARY)
 
 
@@ -74,6 +102,9 @@ def list_runs(state: Path) -> list[RunRecord]:
             summary = json.loads(summary_file.read_text())
         except (OSError, json.JSONDecodeError):
             summary = {"status": "unreadable"}
+        if not isinstance(summary, dict):
+            summary = {"status": "unreadable"}
+        summary["status"] = effective_status(summary)
         records.append(RunRecord(path, summary))
     return sorted(records, key=lambda r: (r.summary.get("started") or 0, r.id))
 

@@ -136,6 +136,15 @@ class Testbed:
         return self.dir / "id_ed25519"
 
     @property
+    def known_hosts(self) -> Path:
+        """The nodes' SSH host keys, read from each container when it is created (never over the network)."""
+        return self.dir / "known_hosts"
+
+    def ssh_args(self) -> str:
+        """`ansible_ssh_common_args` for the nodes: host keys checked against known_hosts."""
+        return f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"
+
+    @property
     def ssh_config(self) -> Path:
         """`ssh -F <this> node1` logs in to a node as root."""
         return self.dir / "ssh_config"
@@ -157,12 +166,24 @@ class Testbed:
         path = testbed_dir(name) / "state.json"
         if not path.exists():
             return None
-        data = json.loads(path.read_text())
-        nodes = [
-            Node(n["name"], n["container"], [Nic(**x) for x in n["nics"]], [Disk(**d) for d in n["disks"]], n["groups"])
-            for n in data.pop("nodes")
-        ]
-        return cls(nodes=nodes, **data)
+        try:
+            data = json.loads(path.read_text())
+            nodes = [
+                Node(
+                    n["name"],
+                    n["container"],
+                    [Nic(**x) for x in n["nics"]],
+                    [Disk(**d) for d in n["disks"]],
+                    n["groups"],
+                )
+                for n in data.pop("nodes")
+            ]
+            return cls(nodes=nodes, **data)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise TestbedError(
+                f"testbed {name}: state file {path} is unreadable or corrupt ({exc.__class__.__name__}: {exc}); "
+                f"remove the testbed with `allmende testbed down --name {name}`"
+            ) from exc
 
 
 def testbed_dir(name: str) -> Path:
@@ -500,14 +521,39 @@ def ssh_options(tb: Testbed) -> list[str]:
         "-o",
         "BatchMode=yes",
         "-o",
-        "StrictHostKeyChecking=no",
+        "StrictHostKeyChecking=yes",
         "-o",
-        "UserKnownHostsFile=/dev/null",
+        f"UserKnownHostsFile={tb.known_hosts}",
         "-o",
         "LogLevel=ERROR",
         "-o",
         "ConnectTimeout=5",
     ]
+
+
+def host_keys(container: str, timeout: float = 60) -> list[str]:
+    """The node's public SSH host keys, read through podman (sshd writes them at its first start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = node_exec(container, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub", check=False, timeout=30)
+        keys = [" ".join(line.split()[:2]) for line in proc.stdout.splitlines() if len(line.split()) >= 2]
+        if keys or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if not keys:
+        raise TestbedError(f"{container}: no SSH host keys after {timeout}s (is ssh.service running?)")
+    return keys
+
+
+def write_known_hosts(tb: Testbed) -> Path:
+    lines = []
+    for node in tb.nodes:
+        names = ",".join([node.name, node.container, node.address])
+        lines += [f"{names} {key}" for key in host_keys(node.container)]
+    tmp = tb.known_hosts.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(tb.known_hosts)
+    return tb.known_hosts
 
 
 def ensure_ssh_key(tb: Testbed) -> str:
@@ -529,8 +575,8 @@ def write_ssh_config(tb: Testbed) -> Path:
             "  User root",
             f"  IdentityFile {tb.ssh_key}",
             "  IdentitiesOnly yes",
-            "  StrictHostKeyChecking no",
-            "  UserKnownHostsFile /dev/null",
+            "  StrictHostKeyChecking yes",
+            f"  UserKnownHostsFile {tb.known_hosts}",
             "  LogLevel ERROR",
         ]
     tb.ssh_config.write_text("\n".join(lines) + "\n")
@@ -565,7 +611,6 @@ def up(
     disks: int = 2,
     disk_size: str = "20G",
     image: str = DEFAULT_IMAGE,
-    netbox: bool = False,
     log: Log = _quiet,
 ) -> Testbed:
     validate_name(name)
@@ -636,38 +681,12 @@ def up(
             failed = node_exec(node.container, "systemctl", "--failed", "--plain", "--no-legend", check=False)
             log(f"{node.name}: systemd degraded: {' '.join(failed.stdout.split()[:1]) or '?'}")
         install_key(node.container, pubkey)
+    write_known_hosts(tb)
     for node in tb.nodes:
         wait_ssh(tb, node)
     write_ssh_config(tb)
     write_inventory(tb)
-    if netbox or tb.netbox_url:
-        _register_in_netbox(tb, log)
     return tb
-
-
-def _netbox_client() -> Any:
-    from allmende import netbox_server
-    from allmende.netbox_client import NetboxApiError, NetboxClient
-
-    try:
-        return NetboxClient.from_env(netbox_server.instance().env_file)
-    except NetboxApiError as exc:
-        raise TestbedError(str(exc)) from exc
-
-
-def _register_in_netbox(tb: Testbed, log: Log) -> None:
-    from allmende import testbed_netbox
-    from allmende.netbox_client import NetboxApiError
-
-    client = _netbox_client()
-    try:
-        changes = testbed_netbox.register(tb, client)
-    except NetboxApiError as exc:
-        raise TestbedError(f"registering testbed {tb.name} in NetBox {client.url}: {exc}") from exc
-    log(f"NetBox {client.url}: site {testbed_netbox.site_slug(tb)} in sync ({len(changes)} objects written)")
-    testbed_netbox.write_inventory(tb, client)
-    tb.netbox_url = client.url
-    tb.save()
 
 
 def _devices_visible(node: Node) -> bool:
@@ -690,16 +709,6 @@ def down(name: str = "default", log: Log = _quiet) -> list[str]:
             run(["podman", "network", "rm", "-f", net])
             removed.append(f"network {net}")
     folder = testbed_dir(name)
-    state = Testbed.load(name) if (folder / "state.json").exists() else None
-    if state is not None and state.netbox_url:
-        from allmende import testbed_netbox
-        from allmende.netbox_client import NetboxApiError
-
-        try:
-            count = testbed_netbox.unregister(name, _netbox_client())
-            removed.append(f"{count} NetBox objects of site testbed-{name}")
-        except (NetboxApiError, TestbedError, OSError) as exc:
-            log(f"could not remove testbed {name} from NetBox ({exc}); remove site testbed-{name} by hand")
     disks = folder / "disks"
     if disks.is_dir():
         for file in sorted(disks.glob("*.img")):

@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
-from allmende.netbox_client import NetboxClient
+from allmende import netbox_server
+from allmende.netbox_client import NetboxApiError, NetboxClient
 from allmende.netbox_sync import Change, Syncer
-from allmende.testbed import Testbed
+from allmende.testbed import Log, Testbed, TestbedError
 
 HYPERCONVERGED = "testbed-hyperconverged"
 COMPUTE_STORAGE = "testbed-compute-storage"
@@ -133,7 +134,7 @@ def write_inventory(tb: Testbed, client: NetboxClient) -> Path:
     connection = {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(tb.ssh_key),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_ssh_common_args": tb.ssh_args(),
         "ansible_python_interpreter": "/usr/bin/python3",
         "allmende_testbed": tb.name,
         "allmende_mgmt_subnet": tb.mgmt_subnet,
@@ -167,3 +168,39 @@ def unregister(name: str, client: NetboxClient) -> int:
         if ids:
             client.delete(endpoint, ids)
     return len(addresses) + len(devices) + len(prefixes) + len(racks) + 1
+
+
+def _client() -> NetboxClient:
+    try:
+        return NetboxClient.from_env(netbox_server.instance().env_file)
+    except NetboxApiError as exc:
+        raise TestbedError(str(exc)) from exc
+
+
+def ensure_registered(tb: Testbed, log: Log) -> None:
+    """`testbed up --netbox`: the site in NetBox matches the testbed; the inventory reads NetBox."""
+    client = _client()
+    try:
+        changes = register(tb, client)
+    except NetboxApiError as exc:
+        raise TestbedError(f"registering testbed {tb.name} in NetBox {client.url}: {exc}") from exc
+    log(f"NetBox {client.url}: site {site_slug(tb)} in sync ({len(changes)} objects written)")
+    write_inventory(tb, client)
+    tb.netbox_url = client.url
+    tb.save()
+
+
+def ensure_unregistered(name: str, log: Log) -> None:
+    """Before `testbed down`: remove a registered testbed's site from NetBox (a failure is only logged)."""
+    try:
+        tb = Testbed.load(name)
+    except TestbedError as exc:
+        log(f"{exc}; not looking for it in NetBox")
+        return
+    if tb is None or not tb.netbox_url:
+        return
+    try:
+        count = unregister(name, _client())
+        log(f"removed {count} NetBox objects of site testbed-{name}")
+    except (NetboxApiError, TestbedError, OSError) as exc:
+        log(f"could not remove testbed {name} from NetBox ({exc}); remove site testbed-{name} by hand")
