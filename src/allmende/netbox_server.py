@@ -531,7 +531,7 @@ def up(port: int | None = None, log: Log = _quiet) -> NetboxInstance:
     ensure_redis(nb)
     ensure_schema(nb, log)
     pidfile = nb.run_dir / "gunicorn.pid"
-    if reconfigured and _alive(pidfile):
+    if reconfigured and _alive(pidfile) and _is_ours(nb, "gunicorn.pid", int(pidfile.read_text().split()[0])):
         log("configuration changed: reloading NetBox")
         os.kill(int(pidfile.read_text().split()[0]), signal.SIGHUP)
         time.sleep(3)

@@ -1,0 +1,48 @@
+"""The local NetBox keeps its database password out of process lists and errors, and stops only its own processes."""
+
+import subprocess
+import time
+
+import pytest
+
+from allmende import netbox_server
+
+
+def test_sql_with_the_password_goes_in_on_stdin_never_as_an_argument(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen["argv"], seen["input"] = cmd, kwargs.get("input")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(netbox_server.subprocess, "run", fake_run)
+    nb = netbox_server.NetboxInstance(tmp_path, 18080)
+    netbox_server._psql(nb, "CREATE ROLE netbox LOGIN PASSWORD 'pw-0123456789'", hide=("pw-0123456789",))
+    assert not any("pw-0123456789" in arg for arg in seen["argv"])
+    assert "pw-0123456789" in seen["input"]
+
+
+def test_a_failing_command_does_not_repeat_the_secret_in_its_error():
+    with pytest.raises(netbox_server.NetboxError) as err:
+        netbox_server._run(["sh", "-c", "cat >&2; exit 3"], stdin="PASSWORD 'pw-0123456789'", hide=("pw-0123456789",))
+    assert "pw-0123456789" not in str(err.value) and "********" in str(err.value)
+
+
+def test_down_does_not_signal_a_process_that_is_not_the_netbox_it_started(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALLMENDE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ALLMENDE_NETBOX_PGDIR", str(tmp_path / "pg"))
+    nb = netbox_server.instance()
+    nb.run_dir.mkdir(parents=True)
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        for name in ("gunicorn.pid", "rqworker.pid", "redis.pid"):
+            (nb.run_dir / name).write_text(f"{stranger.pid}\n")
+        messages = []
+        netbox_server.down(log=messages.append)
+        time.sleep(0.2)
+        assert stranger.poll() is None, "down killed a process it did not start"
+        assert any("not the process this NetBox started" in m for m in messages)
+        assert not (nb.run_dir / "gunicorn.pid").exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
