@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from allmende import testbed
+from allmende import paths, testbed
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "localhost/allmende-node:bookworm"
@@ -65,6 +65,12 @@ def main() -> int:
         "-v",
         f"{ROOT}:/src:ro",
     ]
+    # Downloads are cached between checks (the packages are still installed fresh every time).
+    apt_cache = paths.cache_dir() / "apt-archives" / "fresh-machine-check"
+    pip_cache = paths.cache_dir() / "pip-fresh-machine-check"
+    (apt_cache / "partial").mkdir(parents=True, exist_ok=True)
+    pip_cache.mkdir(parents=True, exist_ok=True)
+    cmd += ["-v", f"{apt_cache}:/var/cache/apt/archives", "-v", f"{pip_cache}:/root/.cache/pip"]
     if LOCAL_CA.is_dir():
         cmd += ["-v", f"{LOCAL_CA}:/usr/local/share/ca-certificates:ro"]
     cmd += [IMAGE, "bash", "-c", "\n".join(steps)]
