@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Prove that scripts/host-prereqs.sh installs everything the project needs on a fresh Debian 12.
 
 Runs the prerequisites step inside a fresh container of the project's own Debian 12 image (the

@@ -5,7 +5,7 @@
 # fresh Debian container).
 set -euo pipefail
 # podman & co: testbed hosts (netavark needs iptables); postgresql-15 + redis-server: the local NetBox;
-# shellcheck: sanity tests; git: the sanity stage copies the tracked files; procps: pkill in tests.
+# the sanity stage needs shellcheck and git (it copies the tracked files); procps: pkill in tests.
 packages=(podman runc crun debootstrap netavark aardvark-dns iptables openssh-client make util-linux
           python3-venv shellcheck postgresql-15 redis-server git procps ca-certificates tar coreutils)
 # Every command the testbed, the local NetBox, the driver and the tests call.

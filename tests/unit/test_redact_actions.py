@@ -56,8 +56,9 @@ def test_playbooks_offer_what_all_their_roles_offer():
     site = ROOT / "playbooks" / "site.yml"
     roles = actions.playbook_roles(site)
     assert {"bootstrap", "network", "ovn_central", "ceph_mon", "ceph_osd", "libvirt"} <= roles
-    offered, _ = actions.playbook_actions(ROOT, site)
+    offered, per_role = actions.playbook_actions(ROOT, site)
     assert offered == ["deploy", "check"]
+    assert per_role["ceph_mon"] == ["deploy", "check", "restart", "upgrade"]
     reason = actions.check_action(ROOT, "upgrade", "playbook", "ceph", ROOT / "playbooks" / "ceph.yml")
     assert reason and "ceph offers deploy, check" in reason and "ceph_common" in reason
     rolling = ROOT / "playbooks" / "ceph-rolling-restart.yml"
