@@ -16,7 +16,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from allmende import __version__, inventory_check, netbox_server, paths, testbed, testbed_netbox
+from allmende import __version__, audit, inventory_check, netbox_server, paths, testbed, testbed_netbox
 from allmende.apply import ApplyRequest, ApplyResult, apply
 from allmende.errors import AllmendeError, ExitCode, RefusedError, UsageError
 from allmende.netbox_client import NetboxApiError, NetboxClient
@@ -205,6 +205,19 @@ def report(result: ApplyResult, console: Console) -> None:
 
 def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     state = paths.state_dir()
+    if args.runs_cmd == "audit":
+        found = audit.audit(state)
+        for source, count in found.secrets.items():
+            console.print(f"{source}: {count} secret(s)", highlight=False)
+        if found.leaks:
+            print_problems(
+                console,
+                f"{len(found.leaks)} secret(s) found in run records:",
+                [f"{file}: {form} secret from {source}" for file, form, source in found.leaks],
+            )
+            return ExitCode.FAILED
+        console.print(f"no secret in {found.files} files under {state / 'runs'}", highlight=False)
+        return ExitCode.OK
     if args.runs_cmd == "show":
         try:
             record = find_run(state, args.id)
@@ -399,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="run id, unique prefix/suffix, or 'last'")
     show.add_argument("--stdout", action="store_true", help="print the run's ansible output")
     show.add_argument("--events", action="store_true", help="print the run's events as JSON lines")
+    rsub.add_parser("audit", help="search every run record for the deployment's generated secrets (exit 1 if any)")
 
     tp = sub.add_parser("testbed", help="local testbed of podman-container hosts")
     tsub = tp.add_subparsers(dest="testbed_cmd", required=True)

@@ -1,6 +1,7 @@
 import base64
 import json
 import urllib.parse
+from pathlib import Path
 
 from allmende import actions, redact
 from allmende.paths import collection_root
@@ -63,3 +64,18 @@ def test_playbooks_offer_what_all_their_roles_offer():
     assert reason and "ceph offers deploy, check" in reason and "ceph_common" in reason
     rolling = ROOT / "playbooks" / "ceph-rolling-restart.yml"
     assert actions.check_action(ROOT, "upgrade", "playbook", "ceph-rolling-restart", rolling) is None
+
+
+def test_audit_finds_a_netbox_secret_in_a_run_record(tmp_path, monkeypatch):
+    from allmende import audit
+
+    monkeypatch.setenv("ALLMENDE_STATE_DIR", str(tmp_path))
+    (tmp_path / "netbox").mkdir()
+    (tmp_path / "netbox" / "secrets.json").write_text(json.dumps({"db_password": "pw-0123456789abcdef"}))
+    record = tmp_path / "runs" / "r1" / "artifacts" / "r1" / "job_events"
+    record.mkdir(parents=True)
+    (record / "1-a.json").write_text('{"res": {"stdout": "nothing"}}')
+    assert audit.audit(tmp_path).leaks == []
+    (record / "2-b.json").write_text('{"res": {"stdout": "password=pw-0123456789abcdef"}}')
+    leaks = audit.audit(tmp_path).leaks
+    assert [(Path(f).name, form, source) for f, form, source in leaks] == [("2-b.json", "plain", "netbox")]
