@@ -43,7 +43,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 problems:
-  description: Every problem found, C(object: field: message).
+  description: "Every problem found, as C(object: field: message)."
   returned: always
   type: list
   elements: str
