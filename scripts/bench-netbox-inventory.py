@@ -141,7 +141,7 @@ def inventory(path: Path, env: dict[str, str], folder: Path) -> Run:
         proc = subprocess.Popen(
             [str(BIN / "ansible-inventory"), "-i", str(path), "--list"], env=env, stdout=stdout, stderr=stderr
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        status, usage = os.wait4(proc.pid, 0)[1:]
         proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
     text = out.read_text()
