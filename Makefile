@@ -56,7 +56,7 @@ integration: venv
 bench: venv
 	$(BIN)/python scripts/bench-driver-overhead.py
 
-## bench-netbox: inventory plugin against netbox.netbox.nb_inventory at 3,268 devices (prints the ratio)
+## bench-netbox: inventory plugin against netbox.netbox.nb_inventory at 3,268 devices, clean and problem data (prints a table)
 bench-netbox: venv
 	$(BIN)/python scripts/bench-netbox-inventory.py
 

@@ -18,9 +18,20 @@ description:
     prefix role, custom fields and the merged config context.
   - Fast on large sites; all object types are fetched at once, page by page in parallel,
     requesting only the fields it uses, through GraphQL where NetBox offers it (see I(graphql)).
-  - Checks the data while building the inventory and puts every problem found (object and field)
-    in the C(allmende_inventory_problems) variable of group C(all); with I(strict_validation) a
-    problem stops the inventory. C(allmende inventory check) prints them.
+  - Checks the data while building the inventory. Each host's problems (object and field) are in
+    its own C(allmende_inventory_problems) variable, the few problems tied to no host (a device
+    without a name) in C(allmende_inventory_global_problems) of group C(all), so the inventory
+    grows with the fleet, not with the fleet times its problems. With I(strict_validation) a
+    problem stops the inventory. C(allmende inventory check) and the first play of every
+    playbook (playbooks/validate.yml) gather and print them all.
+  - NetBox data cannot take over the controller or destroy data. Config context and custom
+    fields never set C(ansible_*) variables (connection, user, SSH arguments, become, Python
+    interpreter), the role variables that wipe disks or remove cluster members
+    (C(ceph_osd_wipe_foreign_devices), C(ceph_osd_allow_loop_devices), C(ovn_central_remove_members),
+    C(ceph_common_upgrade), C(allmende_action) and every C(*_action)) or the variables the plugin
+    computes itself. Such keys are dropped and reported as problems naming the device and the
+    key, never the value; I(allowed_context_keys) lets chosen ones through. C(ansible_host) is
+    always the plugin's own, from the primary IPv4.
   - The configuration file must end in C(netbox.yml) or C(netbox.yaml).
 extends_documentation_fragment:
   - constructed
@@ -127,6 +138,18 @@ options:
     description: Fail the inventory on any data problem instead of only reporting it.
     type: bool
     default: false
+  allowed_context_keys:
+    description:
+      - Config context and custom field keys (fnmatch patterns, for example C(ansible_user) or
+        C(ceph_osd_wipe_*)) that NetBox may set although they are protected (see the description).
+      - Each allowed key gives whoever can edit config contexts or custom fields in NetBox that
+        power over the controller or the data; allow only what NetBox is the source for.
+      - The variables the plugin computes (C(ansible_host) from the primary IPv4,
+        C(allmende_interfaces), C(allmende_networks), C(allmende_inventory_problems), ...) cannot be
+        overridden.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -155,7 +178,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.urls import open_url
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.allmende.cloud.plugins.module_utils.inventory_model import Model
+from ansible_collections.allmende.cloud.plugins.module_utils.inventory_model import GLOBAL_PROBLEMS_VAR, Model
 
 # primary_ip4 is fetched separately (see _primary_ips): nested in the device list it costs NetBox a
 # lookup per device.
@@ -538,7 +561,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         model = Model(devices, interfaces, data["addresses"], data["prefixes"],
                       role_groups=self.get_option("role_groups"), group_by=self.get_option("group_by"),
                       required_networks=self.get_option("required_networks"),
-                      flatten_config_context=self.get_option("flatten_config_context")).build()
+                      flatten_config_context=self.get_option("flatten_config_context"),
+                      allowed_context_keys=self.get_option("allowed_context_keys")).build()
         if model.problems and self.get_option("strict_validation"):
             raise AnsibleParserError("NetBox data has %d problem(s):\n%s"
                                      % (len(model.problems), "\n".join(model.problems)))
@@ -549,7 +573,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, model):
         strict = self.get_option("strict")
         constructed = self.get_option("compose") or self.get_option("groups") or self.get_option("keyed_groups")
-        self.inventory.set_variable("all", "allmende_inventory_problems", model.problems)
+        # Per host: a group variable of all would be copied into every host's variables.
+        self.inventory.set_variable("all", GLOBAL_PROBLEMS_VAR, model.global_problems)
         for name, host in sorted(model.hosts.items()):
             self.inventory.add_host(name)
             for group in host["groups"]:

@@ -2,16 +2,21 @@
 
 The inventory is read through ansible-runner's inventory interface (ansible-inventory, so any
 inventory source works). The allmende.cloud.netbox plugin reports the NetBox data problems it
-finds in the variable `allmende_inventory_problems` of group `all`; checks that apply to every
-inventory are added here.
+finds in each host's `allmende_inventory_problems` (and those tied to no host in
+`allmende_inventory_global_problems` of group `all`); the checks themselves, the same the
+validation play (playbooks/validate.yml) runs, live in the collection's
+plugins/module_utils/inventory_model.py.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import ansible_runner
@@ -20,7 +25,17 @@ from ansible_runner.exceptions import ConfigurationError
 from allmende import paths
 from allmende.apply import runner_env
 
-REQUIRED_GROUPS = ("control",)
+
+@cache
+def model() -> ModuleType:
+    """The collection's inventory_model module (pure Python, no Ansible imports needed)."""
+    path = paths.collection_root() / "plugins" / "module_utils" / "inventory_model.py"
+    spec = importlib.util.spec_from_file_location("allmende_inventory_model", path)
+    if spec is None or spec.loader is None:
+        raise InventoryError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class InventoryError(RuntimeError):
@@ -81,22 +96,12 @@ def load(inventories: Sequence[str]) -> Inventory:
 
 
 def problems(inv: Inventory) -> list[str]:
-    found = list(inv.group_vars("all").get("allmende_inventory_problems") or [])
+    m = model()
     hosts = inv.hosts_of("all")
-    if not hosts:
-        found.append("inventory: hosts: none (check the inventory source and its filters)")
-    addresses: dict[str, list[str]] = {}
-    for host in sorted(hosts):
-        address = inv.hostvars.get(host, {}).get("ansible_host")
-        if address:
-            addresses.setdefault(str(address), []).append(host)
-    for address, owners in sorted(addresses.items()):
-        if len(owners) > 1:
-            found.append(f"hosts {', '.join(owners)}: ansible_host: all use {address}")
-    for group in REQUIRED_GROUPS:
-        if hosts and not inv.hosts_of(group):
-            found.append(f"inventory: group {group}: no hosts (map a device role to it)")
-    return found
+    hostvars = {host: inv.hostvars.get(host, {}) for host in hosts}
+    groups = {group: inv.hosts_of(group) for group in m.REQUIRED_GROUPS}
+    found = list(inv.group_vars("all").get(m.GLOBAL_PROBLEMS_VAR) or [])
+    return m.inventory_problems(hostvars, groups, found)
 
 
 def check(inventories: Sequence[str]) -> list[str]:

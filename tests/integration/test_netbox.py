@@ -201,3 +201,194 @@ def test_every_kind_of_bad_data_is_reported_and_no_host_is_touched(netbox, env, 
     assert "refusing to run" in apply.stdout and "bad-noip" in apply.stdout
     after = set(runs.iterdir()) if runs.exists() else set()
     assert after == before, "a run was started although the inventory has problems"
+
+
+HOSTILE = HERE / "data" / "hostile-site.yml"
+PROXY = "ProxyCommand"
+
+
+def test_netbox_data_cannot_set_connection_variables(netbox, env, tmp_path):
+    loaded = allmende("netbox", "sync", str(HOSTILE), env=env)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    options = {"sites": ["hostile-a"], "role_groups": {"hostile-hc": ["control", "compute"]}}
+    path = inventory_file(tmp_path, **options)
+    check = allmende("inventory", "check", "-i", str(path), "--json", env=env)
+    assert check.returncode == 1, check.stdout + check.stderr
+    problems = json.loads(check.stdout)["problems"]
+    for device in ("hostile-hc1", "hostile-hc2"):  # the site's config context reaches both
+        assert f"device {device} (site hostile-a): config_context: key ceph_osd_wipe_foreign_devices may not" in (
+            "\n".join(problems)
+        )
+    for key in ("ansible_ssh_common_args", "ansible_host"):
+        assert any(p.startswith(f"device hostile-hc1 (site hostile-a): config_context: key {key} ") for p in problems)
+    assert len(problems) == 4, problems
+    assert PROXY not in check.stdout and "10.93.0.99" not in check.stdout  # keys named, values never
+
+    listing = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(path), "--list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    host = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(path), "--host", "hostile-hc1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.returncode == 0 and host.returncode == 0, listing.stderr + host.stderr
+    for out in (listing.stdout, host.stdout):
+        assert PROXY not in out and 'ansible_ssh_common_args"' not in out and "10.93.0.99" not in out
+        assert 'ceph_osd_wipe_foreign_devices"' not in out
+    hostvars = json.loads(host.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
+    assert hostvars["ansible_host"] == "10.93.0.11"  # the plugin's own, from the primary IP
+    assert hostvars["allmende_data_disks"] == ["/dev/nvme0n1"] and hostvars["allmende_dns_servers"] == ["10.93.0.2"]
+
+    # an operator who wants NetBox to set a protected key names it
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    path = inventory_file(allowed, **options, allowed_context_keys=["ansible_ssh_common_args", "ceph_osd_wipe_*"])
+    hostvars = ansible_inventory(path, env)["_meta"]["hostvars"]["hostile-hc1"]
+    assert PROXY in hostvars["ansible_ssh_common_args"] and hostvars["ceph_osd_wipe_foreign_devices"] is True
+    assert hostvars["ansible_host"] == "10.93.0.11"
+    assert hostvars["allmende_inventory_problems"] == [
+        "device hostile-hc1 (site hostile-a): config_context: key ansible_host may not come from NetBox: "
+        "dropped (plugin option allowed_context_keys allows it)"
+    ]
+
+
+def test_problems_stay_with_their_hosts(netbox, env, tmp_path):
+    allmende("netbox", "sync", str(BAD), env=env)
+    path = inventory_file(
+        tmp_path, sites=["bad-a", "bad-b"], role_groups={"bad-hc": ["control", "compute"], "bad-compute": ["compute"]}
+    )
+    data = ansible_inventory(path, env)
+    hostvars = data["_meta"]["hostvars"]
+    assert hostvars["bad-ok"]["allmende_inventory_problems"] == []
+    assert [p.split(":")[1].strip() for p in hostvars["bad-noip"]["allmende_inventory_problems"]] == ["primary_ip4"]
+    assert all("bad-noip" not in str(v) for h, v in hostvars.items() if h != "bad-noip" and h != "bad-dupip")
+    # a group variable of all reaches every host: only the (here no) problems tied to no host are there
+    assert all(v["allmende_inventory_global_problems"] == [] for v in hostvars.values())
+
+
+def playbook(playbook: str, inventory: Path, env, *args: str) -> subprocess.CompletedProcess:
+    """ansible-playbook in check mode; a task that reached a host would fail on the missing interpreter."""
+    return subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(playbook),
+            "--check",
+            "-e",
+            "ansible_connection=local",
+            "-e",
+            "ansible_python_interpreter=/nonexistent/python3",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def assert_stopped_in_the_first_play(proc: subprocess.CompletedProcess, expected: list[str]) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "the inventory has" in out and "no host was touched" in out, out[-3000:]
+    for line in expected:
+        assert line in out, f"missing: {line}\n--- got:\n{out[-4000:]}"
+    tasks = [line for line in proc.stdout.splitlines() if line.startswith("TASK [")]
+    assert tasks == ["TASK [Every problem of the inventory, before any host is touched] " + "*" * 14], tasks
+    assert "/nonexistent/python3" not in out and "Gathering Facts" not in out
+
+
+def test_every_playbook_stops_on_bad_netbox_data_before_any_host(netbox, env, tmp_path):
+    allmende("netbox", "sync", str(BAD), env=env)
+    path = inventory_file(
+        tmp_path,
+        sites=["bad-a", "bad-b"],
+        role_groups={"bad-hc": ["control", "compute"], "bad-compute": ["compute"]},
+        required_networks={"compute": ["tunnel"]},
+    )
+    expected = [
+        "device bad-noip (site bad-a): primary_ip4: missing",
+        "ip address 10.92.0.10: address: assigned 2 times (bad-dupip/eth1, bad-ok/eth0)",
+        "device bad-outside (site bad-a) interface eth1: address: 192.168.250.5/24 is not inside any prefix",
+        "device bad-unmapped (site bad-a): role: role 'bad-unmapped' has no group mapping",
+        "device bad-ifaces (site bad-a) interface bond0: mtu: LAG members differ in MTU: ens1f0=9000, ens1f1=1500",
+        "device bad-notunnel (site bad-a): interfaces: group compute needs an address in a 'tunnel' prefix",
+        "name: duplicate host name",
+    ]
+    for name, args in {
+        "site.yml": (),
+        "bootstrap.yml": ("--limit", "bad-ok"),
+        "ceph.yml": ("--limit", "control"),
+    }.items():
+        proc = playbook(ROOT / "playbooks" / name, path, env, *args)
+        assert_stopped_in_the_first_play(proc, expected)
+
+
+def test_every_playbook_stops_on_a_bad_static_inventory(env, tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "n1": {
+                            "ansible_host": "192.0.2.10",
+                            "allmende_interfaces": [{"name": "vlan20", "type": "vlan", "vid": 20}],
+                        },
+                        "n2": {"ansible_host": "192.0.2.10"},
+                    },
+                    "children": {"compute": {"hosts": {"n1": None, "n2": None}}},
+                }
+            }
+        )
+    )
+    expected = [
+        "the inventory has 3 problem(s)",
+        "host n1 interface vlan20: parent: VLAN interface without a parent interface",
+        "hosts n1, n2: ansible_host: all use 192.0.2.10",
+        "inventory: group control: no hosts (map a device role to it)",
+    ]
+    layers = ["site", "bootstrap", "network", "network_compute", "ovn", "libvirt", "ceph", "ceph-rolling-restart"]
+    for name in layers:
+        proc = playbook(ROOT / "playbooks" / f"{name}.yml", inventory, env, "--limit", "n2")
+        assert_stopped_in_the_first_play(proc, expected)
+
+
+def test_a_good_inventory_passes_once_per_run_and_changes_nothing(env, tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {"n1": {"ansible_host": "192.0.2.11"}, "n2": {"ansible_host": "192.0.2.12"}},
+                    "children": {"control": {"hosts": {"n1": None}}},
+                }
+            }
+        )
+    )
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(HERE / "playbooks" / "validate_twice.yml"),
+            "--check",
+        ],
+        env={**env, "ANSIBLE_CONNECTION": "local"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok: [n1 -> localhost]" in proc.stdout and "checked=True" in proc.stdout
+    recap = proc.stdout[proc.stdout.index("PLAY RECAP") :]
+    assert "changed=0" in recap and "failed=0" in recap and "skipped=1" in recap

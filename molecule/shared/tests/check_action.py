@@ -40,7 +40,10 @@ def drift(playbook):
                     failures[host] = str(res.get("msg", ""))
     changed = {host: stats["changed"] for host, stats in result["stats"].items()}
     assert (rc == 0) == (not failures), (rc, failures)
-    assert not any(changed.values()), f"the check action changed something: {changed}"
+    # Comparison tasks run in check mode count a difference they find as "changed" (nothing was
+    # written: the tests check that the drift is still there afterwards); without drift, nothing.
+    if not failures:
+        assert not any(changed.values()), f"the check action reported changes without drift: {changed}"
     return failures
 
 
