@@ -86,7 +86,9 @@ def cmd_apply(args: argparse.Namespace, console: Console) -> int:
         skip_tags=args.skip_tags,
         check=args.check,
         diff=args.diff,
-        extra_vars=args.extra_vars or [],
+        # The driver checks the inventory itself before the run (or was told not to): the playbooks'
+        # own validation play need not read it again.
+        extra_vars=[*(args.extra_vars or []), '{"allmende_inventory_check_skip": true}'],
         verbosity=args.verbose,
         forks=args.forks,
         action=args.action,
