@@ -12,10 +12,10 @@ module: ceph_identity
 author: Allmende developers (@allmende)
 short_description: Decide on a Ceph cluster's identity and keep its record on the deployment host
 description:
-  - Runs on the deployment host (C(delegate_to: localhost)). Takes what
+  - Runs on the deployment host (delegated to localhost). Takes what
     M(allmende.cloud.ceph_identity_probe) found on every monitor and the record kept on the
-    deployment host, and decides once for the whole run - create (nothing exists anywhere),
-    reuse, recover (copies are rebuilt from the cluster, never generated) or refuse.
+    deployment host, and decides once for the whole run. The decision is create (nothing exists
+    anywhere), reuse, recover (copies are rebuilt from the cluster, never generated) or refuse.
   - Refuses, listing every problem at once, when an fsid anywhere differs from the recorded one,
     keys disagree, a monitor could not be read, or a cluster exists whose identity cannot be
     found. Nothing is written then.
@@ -38,7 +38,7 @@ options:
     elements: str
     required: true
   fsid:
-    description: The fsid a new cluster gets; must match an existing one. Empty - generated.
+    description: The fsid a new cluster gets; must match an existing one. Empty, it is generated.
     type: str
     default: ""
 notes:

@@ -22,8 +22,9 @@ KEYS = {e: key() for e in ENTITIES}
 RECORD = {"fsid": FSID, "keys": dict(KEYS)}
 
 
-def mon(host, *, secrets=RECORD, store=True, running=FSID, conf=FSID, keys=None, errors=()):
+def mon(host, *, secrets="recorded", store=True, running=FSID, conf=FSID, keys=None, errors=()):
     """A monitor of a deployed cluster: its copy of the record, store, running monitor, ceph.conf."""
+    secrets = RECORD if secrets == "recorded" else secrets
     if keys is None:
         keys = [{"entity": "mon.", "source": "mon keyring", "key": KEYS["mon."]}] if store else []
     return {
