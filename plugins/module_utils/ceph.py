@@ -18,6 +18,7 @@ import json
 import os
 import struct
 import time
+import uuid
 
 # A cephx secret is a CryptoKey: type (u16, 1 = AES), created (u32 seconds, u32 nanoseconds),
 # length (u16) and the secret itself, little endian, base64 encoded.
@@ -93,6 +94,174 @@ def caps_args(caps):
         if value:
             args.extend([daemon, value])
     return args
+
+
+# ---------------------------------------------------------------- cluster identity
+
+
+def _fsid(value):
+    return (value or "").strip().lower()
+
+
+def parse_keyring(text):
+    """{entity: key} from a keyring file's text ([entity] sections with `key = ...`)."""
+    keys = {}
+    entity = None
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            entity = line[1:-1].strip()
+        elif entity and "=" in line:
+            name, value = line.split("=", 1)
+            if name.strip() == "key":
+                keys[entity] = value.strip()
+    return keys
+
+
+def conf_fsid(text):
+    """The fsid in the [global] section of a ceph.conf ("" when there is none)."""
+    section = None
+    for line in (text or "").splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+        elif section == "global" and "=" in line:
+            name, value = line.split("=", 1)
+            if "_".join(name.strip().lower().replace("-", " ").split()) == "fsid":
+                return _fsid(value)
+    return ""
+
+
+def plan_identity(controller, monitors, entities, wanted_fsid="", controller_label="the deployment host", new_key=None):
+    """What a deploy does with the cluster's identity (fsid and bootstrap keys). Pure: the callers
+    gather the facts and write the files.
+
+    controller: the record on the deployment host, {"fsid": str, "keys": {entity: key}}, or None.
+    monitors: one dict per monitor (any order):
+      host; secrets: the monitor's copy of the record (same form) or None; conf_fsid: fsid in its
+      ceph.conf; store: whether it has a monitor store; store_fsid / running_fsid: the fsid of the
+      store and of the running monitor's monmap ("" when unknown); keys: [{"entity", "source",
+      "key"}] found in its keyrings or the cluster's auth database; errors: what could not be read.
+    entities: the bootstrap entities whose keys the identity holds.
+
+    The result's action is one of
+      create   nothing exists anywhere: a new fsid (or wanted_fsid) and new keys;
+      reuse    every copy is complete and agrees;
+      recover  the cluster or a record exists, some copies are missing or incomplete: they are
+               rebuilt from what exists, nothing of an existing cluster is generated;
+      refuse   problems (all of them listed): copies that disagree, a cluster whose identity
+               cannot be found, monitors that could not be read.
+    """
+    new_key = new_key or generate_key
+    monitors = sorted(monitors, key=lambda m: m["host"])
+    problems = []
+    for mon in monitors:
+        problems.extend("%s: %s" % (mon["host"], e) for e in mon.get("errors") or [])
+
+    records = []
+    if controller is not None:
+        records.append((controller_label, controller))
+    for mon in monitors:
+        if mon.get("secrets") is not None:
+            records.append(("%s (its copy of the identity)" % mon["host"], mon["secrets"]))
+
+    recorded = [(label, _fsid(rec.get("fsid"))) for label, rec in records if _fsid(rec.get("fsid"))]
+    found = []
+    for kind, field in (
+        ("running monitor", "running_fsid"),
+        ("monitor store", "store_fsid"),
+        ("ceph.conf", "conf_fsid"),
+    ):
+        found.extend(("%s (%s)" % (m["host"], kind), _fsid(m.get(field))) for m in monitors if _fsid(m.get(field)))
+    stores = [m["host"] for m in monitors if m.get("store") or _fsid(m.get("running_fsid"))]
+    exists = bool(stores) or any(_fsid(m.get("conf_fsid")) for m in monitors)
+
+    claims = recorded + found
+    if _fsid(wanted_fsid):
+        claims.append(("ceph_common_fsid", _fsid(wanted_fsid)))
+    reference = claims[0] if claims else None
+    if reference is not None:
+        for label, value in claims[1:]:
+            if value != reference[1]:
+                problems.append(
+                    "%s has fsid %s, but %s has %s: a cluster's fsid never changes; nothing was written"
+                    % (label, value, reference[0], reference[1])
+                )
+    elif stores:
+        problems.append(
+            "%s: a monitor store exists, but neither its fsid nor a recorded identity could be read;"
+            " restore the identity from a backup (see docs/ceph.md)" % ", ".join(stores)
+        )
+
+    keys = {}
+    generated = []
+    for entity in entities:
+        holders = {}
+        for label, rec in records:
+            key = (rec.get("keys") or {}).get(entity)
+            if key:
+                holders.setdefault(key, []).append(label)
+        for mon in monitors:
+            for entry in mon.get("keys") or []:
+                if entry.get("entity") == entity and entry.get("key"):
+                    holders.setdefault(entry["key"], []).append(
+                        "%s (%s)" % (mon["host"], entry.get("source", "keyring"))
+                    )
+        bad = [label for key, labels in holders.items() if not valid_key(key) for label in labels]
+        if bad:
+            problems.append("the key of %s in %s is malformed" % (entity, ", ".join(sorted(bad))))
+        elif len(holders) > 1:
+            groups = sorted(", ".join(sorted(labels)) for labels in holders.values())
+            problems.append(
+                "the key of %s is not the same everywhere (%s): keys are never replaced; restore the right one"
+                % (entity, " / ".join("one in " + g for g in groups))
+            )
+        elif holders:
+            keys[entity] = next(iter(holders))
+        elif stores:
+            problems.append(
+                "the key of %s is in no recorded identity, no keyring on a monitor and not in the cluster's"
+                " answer: keys of an existing cluster are never generated; restore it (`ceph auth get %s`)"
+                % (entity, entity)
+            )
+        else:
+            keys[entity] = new_key()
+            generated.append(entity)
+
+    fsid = reference[1] if reference is not None else ""
+    if not fsid and not problems:
+        fsid = str(uuid.uuid4())
+        generated.insert(0, "fsid")
+
+    def complete(rec):
+        return (
+            rec is not None
+            and _fsid(rec.get("fsid")) == fsid
+            and all((rec.get("keys") or {}).get(e) == keys.get(e) for e in entities)
+        )
+
+    result = {
+        "fsid": fsid,
+        "keys": keys,
+        "generated": generated,
+        "problems": problems,
+        "cluster_exists": exists,
+        "mon_stores": stores,
+        "write_controller": False,
+        "write_monitors": [],
+    }
+    if problems:
+        result.update(action="refuse", fsid="", keys={}, generated=[])
+        return result
+    result["write_controller"] = not complete(controller)
+    result["write_monitors"] = [m["host"] for m in monitors if not complete(m.get("secrets"))]
+    if not records and not exists:
+        result["action"] = "create"
+    elif result["write_controller"] or result["write_monitors"]:
+        result["action"] = "recover"
+    else:
+        result["action"] = "reuse"
+    return result
 
 
 class CephError(Exception):

@@ -33,6 +33,12 @@ options:
     type: list
     elements: str
     required: true
+  values:
+    description:
+      - The keys the file must hold (entity name to key), as M(allmende.cloud.ceph_identity)
+        decided them. Given, nothing is generated - missing keys are taken from here, and a key
+        in the file that differs fails the module (an existing key is never replaced).
+    type: dict
 notes:
   - Supports check mode; values that would be generated are returned but not stored.
 """
@@ -56,7 +62,7 @@ keys:
   type: dict
   returned: always
 generated:
-  description: What this run generated (C(fsid) and entity names); empty when nothing changed.
+  description: What this run added to the file (C(fsid) and entity names); empty when nothing changed.
   type: list
   elements: str
   returned: always
@@ -91,6 +97,7 @@ def main():
             path=dict(type="path", required=True),
             fsid=dict(type="str"),
             keys=dict(type="list", elements="str", required=True, no_log=False),
+            values=dict(type="dict", no_log=False),
         ),
         supports_check_mode=True,
     )
@@ -117,9 +124,18 @@ def main():
     bad = sorted(name for name, key in keys.items() if not valid_key(key))
     if bad:
         module.fail_json(msg="%s holds malformed keys for %s; restore the file from a backup" % (path, ", ".join(bad)))
+    values = module.params["values"]
+    if values is not None:
+        differ = sorted(n for n in module.params["keys"] if n in keys and n in values and keys[n] != values[n])
+        absent = sorted(n for n in module.params["keys"] if n not in keys and not values.get(n))
+        if differ or absent:
+            module.fail_json(
+                msg="%s: keys of %s differ from the cluster's identity, none given for %s; nothing was changed"
+                % (path, ", ".join(differ) or "no entity", ", ".join(absent) or "no entity")
+            )
     for name in module.params["keys"]:
         if name not in keys:
-            keys[name] = generate_key()
+            keys[name] = generate_key() if values is None else values[name]
             generated.append(name)
 
     changed = bool(generated)

@@ -40,8 +40,11 @@ def ceph_json(*args: str, node: str = ADMIN):
     return json.loads(ssh(node, "ceph --connect-timeout 20 " + " ".join(args) + " --format json").stdout)
 
 
-def ansible_playbook(playbook: str, *extra: str, timeout: float = 1500) -> subprocess.CompletedProcess:
-    """ansible-playbook against the scenario's testbed inventory (with the testbed group_vars)."""
+def ansible_playbook(
+    playbook: str, *extra: str, timeout: float = 1500, inventory: Path | None = None
+) -> subprocess.CompletedProcess:
+    """ansible-playbook against the scenario's testbed inventory (with the testbed group_vars), or
+    another inventory of the same hosts."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -50,7 +53,13 @@ def ansible_playbook(playbook: str, *extra: str, timeout: float = 1500) -> subpr
         "ANSIBLE_NOCOLOR": "1",
     }
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(TESTBED.inventory_dir), str(ROOT / "playbooks" / playbook), *extra],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory or TESTBED.inventory_dir),
+            str(ROOT / "playbooks" / playbook),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,
