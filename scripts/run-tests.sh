@@ -78,7 +78,7 @@ integration() {
     allmende netbox up
   fi
   pytest -q tests/integration/test_netbox.py
-  stage "testbed registered in NetBox, host networking from NetBox"
+  stage "testbed registered in NetBox: allmende apply site twice, Ceph, OVN data plane over Geneve"
   pytest -q tests/integration/test_testbed_netbox.py
 }
 

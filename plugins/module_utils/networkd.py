@@ -22,6 +22,13 @@ import re
 
 TYPES = ("physical", "lag", "vlan", "bridge", "virtual")
 NETDEV_KINDS = {"lag": "bond", "vlan": "vlan", "bridge": "bridge"}
+# Who builds a bridge: linux (networkd creates a kernel bridge) or ovs (Open vSwitch creates it; networkd
+# only configures its internal interface and its ports). The userspace OVS datapath tunnels only from an
+# address on an OVS bridge that owns the NIC.
+BRIDGE_KINDS = ("linux", "ovs")
+# Link kinds an OVS bridge's internal interface has: kernel datapath, userspace datapath (a tap), or a
+# Linux bridge the role created before the inventory moved it to Open vSwitch (replaced on the next run).
+OVS_BRIDGE_LINK_KINDS = ("openvswitch", "tun", "bridge")
 LAG_MODES = ("balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb")
 DEFAULT_LAG_MODE = "802.3ad"
 MATCH_MAC = ("permanent", "current", "off")
@@ -166,6 +173,14 @@ def _normalise(interfaces, problems):
             if mode not in LAG_MODES:
                 problems.iface(name, "lag_mode", "%r is not one of %s" % (mode, ", ".join(LAG_MODES)))
         rec["lag_mode"] = mode if kind == "lag" else None
+        bridge_kind = _opt_str(item.get("bridge_kind"))
+        if bridge_kind is not None and bridge_kind not in BRIDGE_KINDS:
+            problems.iface(name, "bridge_kind", "%r is not one of %s" % (bridge_kind, ", ".join(BRIDGE_KINDS)))
+            bridge_kind = None
+        if bridge_kind == "ovs" and kind != "bridge":
+            problems.iface(name, "bridge_kind", "only bridges can be Open vSwitch bridges (this is %s)" % kind)
+            bridge_kind = None
+        rec["bridge_kind"] = (bridge_kind or "linux") if kind == "bridge" else None
         rec["vid"] = None
         if kind == "vlan":
             vid = item.get("vid")
@@ -308,15 +323,31 @@ def plan(
     dns_search=None,
     resolv_conf=None,
     machine_id_shared_with=None,
+    ovs_bridges=None,
 ):
     """Validate the inventory data of one host and decide what the network role does with it.
 
     ``live``, ``ifupdown_config``, ``udev_active`` and ``resolv_conf`` describe the host as it is
     (the networkd_state module); without them only the data itself is checked.
     ``machine_id_shared_with`` names other hosts with the same /etc/machine-id.
+    ``ovs_bridges`` names bridges that are Open vSwitch bridges (as ``bridge_kind: ovs`` does).
     """
     problems = _Problems(host)
     by_name = _normalise(interfaces, problems)
+    if ovs_bridges is None:
+        ovs_bridges = []
+    if not isinstance(ovs_bridges, list):
+        problems.add("allmende_ovs_bridges", None, "must be a list of bridge names")
+        ovs_bridges = []
+    for name in ovs_bridges:
+        rec = by_name.get(name)
+        if rec is None:
+            problems.add("allmende_ovs_bridges", None, "%s is not an interface of this host" % (name,))
+        elif rec["type"] != "bridge":
+            problems.iface(name, "bridge_kind", "only bridges can be Open vSwitch bridges (this is %s)" % rec["type"])
+        else:
+            rec["bridge_kind"] = "ovs"
+    ovs = set(n for n, r in by_name.items() if r.get("bridge_kind") == "ovs")
     if match_mac not in MATCH_MAC:
         problems.add("network_match_mac", None, "%r is not one of %s" % (match_mac, ", ".join(MATCH_MAC)))
         match_mac = "off"
@@ -568,6 +599,14 @@ def plan(
                     problems.iface(name, "name", "the host has no interface %s" % name)
                 elif found != name:
                     renamed[name] = found
+            elif name in ovs and link is not None:
+                kind = (link.get("linkinfo") or {}).get("info_kind")
+                if kind not in OVS_BRIDGE_LINK_KINDS:
+                    problems.iface(
+                        name,
+                        "type",
+                        "the host already has %s as a %s device, not an Open vSwitch bridge" % (name, kind or "plain"),
+                    )
             elif rec["type"] in NETDEV_KINDS and link is not None:
                 kind = (link.get("linkinfo") or {}).get("info_kind")
                 if kind != NETDEV_KINDS[rec["type"]]:
@@ -628,7 +667,7 @@ def plan(
     if shared:
         for name in sorted(managed):
             rec = managed[name]
-            if rec["type"] in ("lag", "bridge") and not rec["mac"]:
+            if rec["type"] in ("lag", "bridge") and not rec["mac"] and name not in ovs:
                 problems.iface(
                     name,
                     "mac",
@@ -641,15 +680,21 @@ def plan(
     records = []
     for name in sorted(managed):
         rec = managed[name]
-        kind = NETDEV_KINDS.get(rec["type"])
+        # Open vSwitch creates its bridges and attaches their ports: no .netdev, no Bridge= for them.
+        kind = None if name in ovs else NETDEV_KINDS.get(rec["type"])
         match = _match_kind(rec, match_mac)
         master = rec["lag"] if rec["lag"] in managed else (rec["bridge"] if rec["bridge"] in managed else None)
+        ovs_bridge = master if master in ovs else None
+        if ovs_bridge:
+            master = None
         records.append(
             {
                 "name": name,
                 "link": renamed.get(name, name),
                 "type": rec["type"],
                 "kind": kind,
+                "ovs": name in ovs,
+                "ovs_bridge": ovs_bridge,
                 "mtu": mtu[name],
                 "mac": rec["mac"],
                 "match_mac": match,
@@ -668,6 +713,9 @@ def plan(
         )
     for rec in records:
         rec["lower_links"] = sorted(renamed.get(x, x) for x in rec["lowers"])
+    # OVS bridges the host does not have yet: Open vSwitch (the openvswitch role) creates them later,
+    # and networkd configures them from their .network file when they appear.
+    ovs_waiting = sorted(r["link"] for r in records if r["ovs"] and (live is None or r["link"] not in live_links))
     protected_links = set(live_names.get(n, (n, None))[0] or n for n in protected)
     if live_connection is not None:
         protected_links.add(live_connection)
@@ -679,6 +727,8 @@ def plan(
         "protected": sorted(protected),
         "protected_links": sorted(protected_links),
         "renamed": renamed,
+        "ovs_bridges": sorted(r["name"] for r in records if r["ovs"]),
+        "ovs_waiting": ovs_waiting,
         "connection_interface": live_connection or (sorted(connection_names)[0] if connection_names else None),
         "dns": dns,
         "options": {
@@ -974,6 +1024,8 @@ def _link_drift(rec, links, states, add):
     if live_name != name:
         name = "%s (%s on the host)" % (name, live_name)
     if link is None:
+        if rec.get("ovs"):
+            return  # Open vSwitch creates it; until then there is nothing of it to compare
         add(name, "missing on the host")
         return
     setup = states.get(live_name)
@@ -999,7 +1051,15 @@ def _link_drift(rec, links, states, add):
         add(name, "bond mode is %s, expected %s" % (data.get("mode"), rec["lag_mode"]))
     if rec["mtu"] is not None and link.get("mtu") != rec["mtu"]:
         add(name, "MTU is %s, expected %s" % (link.get("mtu"), rec["mtu"]))
-    if link.get("master") != rec["master"]:
+    if rec.get("ovs_bridge"):
+        # An OVS port: the kernel datapath makes ovs-system its master, the userspace one none.
+        if link.get("master") not in (None, "ovs-system"):
+            add(
+                name,
+                "master is %s, expected none (a port of the Open vSwitch bridge %s)"
+                % (link["master"], rec["ovs_bridge"]),
+            )
+    elif link.get("master") != rec["master"]:
         add(name, "master is %s, expected %s" % (link.get("master") or "none", rec["master"] or "none"))
     have = set()
     for info_addr in link.get("addr_info") or []:

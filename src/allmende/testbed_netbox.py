@@ -3,8 +3,11 @@
 The testbed is described like a real site: a site per testbed, a device per node with its NICs
 (MACs as podman created them), the management address as primary IPv4, the second NIC as member
 of a bridge carrying tunnel and storage addresses, prefixes with roles, and the data disks as
-local config context. `allmende testbed up --netbox` syncs this with the declarative loader and
-points the testbed's inventory at the allmende.cloud.netbox plugin.
+local config context. The bridge is an Open vSwitch bridge (config context
+``allmende_ovs_bridges``): the testbed has only the userspace datapath, which sends Geneve
+tunnel packets only from an address on an OVS bridge that owns the NIC. `allmende testbed up
+--netbox` syncs this with the declarative loader and points the testbed's inventory at the
+allmende.cloud.netbox plugin.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ COMPUTE_STORAGE = "testbed-compute-storage"
 ROLE_GROUPS = {HYPERCONVERGED: ["control", "network", "compute", "storage"], COMPUTE_STORAGE: ["compute", "storage"]}
 REQUIRED_NETWORKS = {"control": ["management"], "compute": ["tunnel"], "storage": ["storage"]}
 DATA_MTU = 1500  # the podman L2 network between the nodes
+DATA_BRIDGE = "br-data"
 
 
 def site_slug(tb: Testbed) -> str:
@@ -65,6 +69,7 @@ def site_data(tb: Testbed) -> dict[str, Any]:
                 "local_context_data": {
                     "allmende_data_disks": [d.device for d in node.disks],
                     "allmende_testbed_container": node.container,
+                    "allmende_ovs_bridges": [DATA_BRIDGE],
                 },
                 "interfaces": [
                     {
@@ -79,10 +84,10 @@ def site_data(tb: Testbed) -> dict[str, Any]:
                         "type": "10gbase-x-sfpp",
                         "mac": data.mac,
                         "mtu": DATA_MTU,
-                        "bridge": "br-data",
+                        "bridge": DATA_BRIDGE,
                     },
                     {
-                        "name": "br-data",
+                        "name": DATA_BRIDGE,
                         "type": "bridge",
                         "mtu": DATA_MTU,
                         "addresses": [

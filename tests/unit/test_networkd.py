@@ -788,3 +788,110 @@ def test_files_module_only_reads_its_own_files(tmp_path):
     assert files_module.load_pending(str(pending))["links"] == ["eth1"]
     pending.write_text("not json")
     assert files_module.load_pending(str(pending)) == files_module.empty_changes()
+
+
+# ------------------------------------------------------------------ Open vSwitch bridges
+
+
+def ovs_host(**bridge):
+    """The testbed's data NIC as port of br-data carrying tunnel and storage addresses."""
+    return [
+        nic("eth0", mac=MGMT_MAC, mgmt_only=True, addresses=["10.0.0.11/24"]),
+        nic("eth1", mac="02:00:00:00:00:02", mtu=1450, bridge="br-data"),
+        {"name": "br-data", "type": "bridge", "addresses": ["10.214.0.11/16", "10.215.0.11/16"], **bridge},
+    ]
+
+
+def test_an_ovs_bridge_gets_a_network_file_but_no_netdev_and_its_port_no_bridge_setting():
+    for p in (ok_plan(ovs_host(bridge_kind="ovs")), ok_plan(ovs_host(), ovs_bridges=["br-data"])):
+        files = networkd.units(p)
+        assert sorted(files) == ["50-allmende-br-data.network", "50-allmende-eth1.network"]
+        bridge = files["50-allmende-br-data.network"]
+        assert values(bridge, "Match", "Name") == ["br-data"]
+        assert values(bridge, "Network", "Address") == ["10.214.0.11/16", "10.215.0.11/16"]
+        assert values(bridge, "Link", "MTUBytes") == ["1450"]  # from its port, as for Linux bridges
+        port = files["50-allmende-eth1.network"]
+        assert values(port, "Network", "Bridge") == []
+        assert values(port, "Network", "Address") == []
+        assert values(port, "Link", "MTUBytes") == ["1450"]
+        recs = managed(p)
+        assert recs["br-data"]["ovs"] and recs["br-data"]["kind"] is None
+        assert recs["eth1"]["ovs_bridge"] == "br-data" and recs["eth1"]["master"] is None
+        assert p["ovs_bridges"] == ["br-data"]
+    linux = networkd.units(ok_plan(ovs_host()))
+    assert values(linux["50-allmende-br-data.netdev"], "NetDev", "Kind") == ["bridge"]
+    assert values(linux["50-allmende-eth1.network"], "Network", "Bridge") == ["br-data"]
+
+
+def test_ovs_bridge_kind_is_checked():
+    p = plan(ovs_host(bridge_kind="openflow"))
+    assert p["problems"] == ["hv1: interface br-data: bridge_kind: 'openflow' is not one of linux, ovs"]
+    data = ovs_host()
+    data[1]["bridge_kind"] = "ovs"
+    assert plan(data)["problems"] == [
+        "hv1: interface eth1: bridge_kind: only bridges can be Open vSwitch bridges (this is physical)"
+    ]
+    assert plan(ovs_host(), ovs_bridges=["eth1", "br-nope"])["problems"] == [
+        "hv1: interface eth1: bridge_kind: only bridges can be Open vSwitch bridges (this is physical)",
+        "hv1: allmende_ovs_bridges: br-nope is not an interface of this host",
+    ]
+
+
+def live_link(name, kind=None, mac=None, **kw):
+    return {"ifname": name, "address": mac, "linkinfo": {"info_kind": kind} if kind else {}, **kw}
+
+
+def test_an_ovs_bridge_the_host_lacks_waits_for_open_vswitch_and_is_not_drift():
+    live = [live_link("eth0", "veth", MGMT_MAC), live_link("eth1", "veth", "02:00:00:00:00:02")]
+    p = ok_plan(ovs_host(bridge_kind="ovs"), live=live, match_mac="current", connection_address="10.0.0.11")
+    assert p["ovs_waiting"] == ["br-data"]
+    state = {
+        "links": [{**live[1], "flags": ["UP"], "mtu": 1450, "addr_info": []}],
+        "routes": [],
+        "networkd_active": True,
+        "networkd_states": {"eth1": "configured"},
+    }
+    assert networkd.drift(p, state) == []
+    # once Open vSwitch made it (a tap on the userspace datapath), its addresses are compared
+    tap = {"ifname": "br-data", "flags": ["UP"], "mtu": 1450, "linkinfo": {"info_kind": "tun"}, "addr_info": []}
+    state["links"].append(tap)
+    assert networkd.drift(p, state) == [
+        "hv1: br-data: address 10.214.0.11/16 is missing",
+        "hv1: br-data: address 10.215.0.11/16 is missing",
+    ]
+    tap["addr_info"] = [{"local": ip, "prefixlen": 16, "scope": "global"} for ip in ("10.214.0.11", "10.215.0.11")]
+    assert networkd.drift(p, state) == []
+    # the kernel datapath makes ovs-system the port's master; a Linux bridge would be drift
+    state["links"][0]["master"] = "ovs-system"
+    assert networkd.drift(p, state) == []
+    state["links"][0]["master"] = "br-old"
+    assert networkd.drift(p, state) == [
+        "hv1: eth1: master is br-old, expected none (a port of the Open vSwitch bridge br-data)"
+    ]
+    present = ok_plan(
+        ovs_host(bridge_kind="ovs"), live=[*live, tap], match_mac="current", connection_address="10.0.0.11"
+    )
+    assert present["ovs_waiting"] == []
+
+
+def test_a_device_of_another_kind_cannot_become_an_ovs_bridge():
+    live = [
+        live_link("eth0", "veth", MGMT_MAC),
+        live_link("eth1", "veth", "02:00:00:00:00:02"),
+        live_link("br-data", "vlan"),
+    ]
+    p = plan(ovs_host(bridge_kind="ovs"), live=live, match_mac="current", connection_address="10.0.0.11")
+    assert p["problems"] == [
+        "hv1: interface br-data: type: the host already has br-data as a vlan device, not an Open vSwitch bridge"
+    ]
+    # a Linux bridge of an earlier run is replaced (its .netdev goes, the device is deleted)
+    live[2] = live_link("br-data", "bridge")
+    assert (
+        plan(ovs_host(bridge_kind="ovs"), live=live, match_mac="current", connection_address="10.0.0.11")["problems"]
+        == []
+    )
+
+
+def test_ovs_bridges_need_no_mac_of_their_own_on_cloned_hosts():
+    assert plan(ovs_host(bridge_kind="ovs"), machine_id_shared_with=["hv2"])["problems"] == []
+    assert plan(ovs_host(), machine_id_shared_with=["hv2"])["problems"] != []

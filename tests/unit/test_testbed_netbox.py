@@ -40,6 +40,7 @@ def test_site_data_describes_every_node_and_is_a_valid_site_file():
     assert eth1["bridge"] == "br-data" and eth1["mac"] == testbed.mac_for("t1", 2, 1)
     assert bridge["addresses"] == ["10.214.12.12/24", "10.215.12.12/24"]
     assert nodes["node2"]["local_context_data"]["allmende_data_disks"] == ["/dev/loop2"]
+    assert nodes["node2"]["local_context_data"]["allmende_ovs_bridges"] == [eth1["bridge"]]
     assert {p["role"] for p in data["prefixes"]} == {"management", "tunnel", "storage"}
 
 
