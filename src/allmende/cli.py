@@ -466,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handlers[args.command](args, console))
     except RefusedError as exc:
-        print_problems(console, f"refusing to run: {exc.problems and len(exc.problems)} problem(s)", exc.problems)
+        print_problems(console, f"refusing to run: {len(exc.problems)} problem(s)", exc.problems)
         return exc.code
     except UsageError as exc:
         print_problems(console, "refusing to run:", exc.problems or str(exc).splitlines())
