@@ -152,11 +152,22 @@ def _run(
     return proc.stdout
 
 
-def _alive(pidfile: Path) -> bool:
+def _read_pid(pidfile: Path) -> int | None:
+    """The pid in PIDFILE, or None while it is missing, empty (a daemon writes it after start) or garbled."""
     try:
-        pid = int(pidfile.read_text().split()[0])
-        os.kill(pid, 0)
+        words = pidfile.read_text().split()
+        return int(words[0]) if words else None
     except (OSError, ValueError):
+        return None
+
+
+def _alive(pidfile: Path) -> bool:
+    pid = _read_pid(pidfile)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
         return False
     return True
 
@@ -531,9 +542,10 @@ def up(port: int | None = None, log: Log = _quiet) -> NetboxInstance:
     ensure_redis(nb)
     ensure_schema(nb, log)
     pidfile = nb.run_dir / "gunicorn.pid"
-    if reconfigured and _alive(pidfile) and _is_ours(nb, "gunicorn.pid", int(pidfile.read_text().split()[0])):
+    pid = _read_pid(pidfile)
+    if reconfigured and pid is not None and _alive(pidfile) and _is_ours(nb, "gunicorn.pid", pid):
         log("configuration changed: reloading NetBox")
-        os.kill(int(pidfile.read_text().split()[0]), signal.SIGHUP)
+        os.kill(pid, signal.SIGHUP)
         time.sleep(3)
     ensure_gunicorn(nb, log)
     ensure_rqworker(nb, log)
@@ -563,8 +575,8 @@ def down(purge: bool = False, log: Log = _quiet) -> None:
     nb = instance()
     for name in ("rqworker.pid", "gunicorn.pid", "redis.pid"):
         pidfile = nb.run_dir / name
-        if _alive(pidfile):
-            pid = int(pidfile.read_text().split()[0])
+        pid = _read_pid(pidfile)
+        if pid is not None and _alive(pidfile):
             if not _is_ours(nb, name, pid):
                 log(f"not stopping pid {pid} from {pidfile}: it is not the process this NetBox started")
                 pidfile.unlink(missing_ok=True)

@@ -46,3 +46,18 @@ def test_down_does_not_signal_a_process_that_is_not_the_netbox_it_started(monkey
     finally:
         stranger.kill()
         stranger.wait()
+
+
+@pytest.mark.parametrize("content", ["", "\n", "not-a-pid\n"])
+def test_a_pid_file_still_being_written_reads_as_not_running(tmp_path, content):
+    # redis creates its pid file first and writes the pid a moment later: waiting for it must not crash
+    pidfile = tmp_path / "redis.pid"
+    pidfile.write_text(content)
+    assert netbox_server._read_pid(pidfile) is None
+    assert netbox_server._alive(pidfile) is False
+
+
+def test_a_pid_file_of_a_live_process_reads_as_running(tmp_path):
+    pidfile = tmp_path / "x.pid"
+    pidfile.write_text(f"{subprocess.os.getpid()}\n")
+    assert netbox_server._alive(pidfile) is True
