@@ -65,8 +65,8 @@ molecule_stage() {
 integration() {
   stage "fresh machine: scripts/host-prereqs.sh in a fresh Debian 12 container"
   python scripts/check-fresh-machine.py
-  stage "driver exit codes and run records (on the controller)"
-  pytest -q tests/integration/test_exit_codes.py
+  stage "driver exit codes, run records and the secrets store (on the controller)"
+  pytest -q tests/integration/test_exit_codes.py tests/integration/test_secrets.py
   stage "driver integration (testbed)"
   pytest -q tests/integration/test_driver.py
   stage "NetBox integration (real NetBox on 127.0.0.1)"
