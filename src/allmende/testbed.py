@@ -8,6 +8,8 @@ built here with debootstrap; no image registry is involved.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -16,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ LABEL = "allmende.testbed"
 DEFAULT_IMAGE = "localhost/allmende-node:bookworm"
 SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
 DEFAULT_SUBNET_INDEX = 10
+# Machine-wide, like the podman networks it protects (not in the per-user state directory).
+NETWORK_LOCK = os.path.join("/run/lock" if os.path.isdir("/run/lock") else "/tmp", "allmende-testbed-networks.lock")
 BASE_PACKAGES = (
     "systemd",
     "systemd-sysv",
@@ -337,6 +341,17 @@ def used_subnets() -> set[str]:
     return subnets
 
 
+@contextlib.contextmanager
+def network_lock() -> Iterator[None]:
+    """Serialise subnet choice and network creation between concurrent `testbed up` runs."""
+    fd = os.open(NETWORK_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def pick_subnet(requested: str | None) -> str:
     if requested:
         net = ipaddress.ip_network(requested, strict=True)
@@ -621,17 +636,19 @@ def up(
     if shutil.which("podman") is None:
         raise TestbedError("podman is not installed (run scripts/host-prereqs.sh)")
     tb = Testbed.load(name)
-    pre = prefix(name)
-    if tb is None:
-        mgmt_net = f"{pre}-mgmt"
-        tb = Testbed(name, image, mgmt_net, network_subnet(mgmt_net) or pick_subnet(subnet), f"{pre}-data")
-    elif subnet and subnet != tb.mgmt_subnet:
+    if tb is not None and subnet and subnet != tb.mgmt_subnet:
         raise TestbedError(f"testbed {name} already uses subnet {tb.mgmt_subnet}; `down` it first to change")
-    if len(tb.nodes) > nodes:
+    if tb is not None and len(tb.nodes) > nodes:
         log(f"testbed {name} has {len(tb.nodes)} nodes; keeping them (use `down` to shrink)")
     ensure_image(image, log=log)
-    tb.image = image
-    ensure_networks(tb, log)
+    with network_lock():
+        # podman networks are machine-wide: pick a free subnet and take it before another `up` can
+        if tb is None:
+            pre = prefix(name)
+            mgmt_net = f"{pre}-mgmt"
+            tb = Testbed(name, image, mgmt_net, network_subnet(mgmt_net) or pick_subnet(subnet), f"{pre}-data")
+        tb.image = image
+        ensure_networks(tb, log)
     pubkey = ensure_ssh_key(tb)
     network = ipaddress.ip_network(tb.mgmt_subnet)
     count = max(nodes, len(tb.nodes))
