@@ -46,7 +46,7 @@ def generate(kind, length=32):
     if kind == "password":
         if not 16 <= length <= 256:
             raise SecretStoreError("a password needs a length between 16 and 256, got %d" % length)
-        return "".join(_random.choice(ALPHABET) for _ in range(length))
+        return "".join(_random.choice(ALPHABET) for _index in range(length))
     if kind == "hex":
         if not 8 <= length <= 256:
             raise SecretStoreError("a hex secret needs a length (bytes) between 8 and 256, got %d" % length)
@@ -105,7 +105,7 @@ class SecretStore(object):
                 )
             if not create:
                 return None
-            _write_private(self.key_file, ("".join(_random.choice(ALPHABET) for _ in range(48)) + "\n").encode())
+            _write_private(self.key_file, ("".join(_random.choice(ALPHABET) for _index in range(48)) + "\n").encode())
         mode = os.stat(self.key_file).st_mode & 0o777
         if mode & 0o077:
             raise SecretStoreError(

@@ -103,10 +103,10 @@ def test_concurrent_workers_agree_on_one_value(tmp_path):
     # Ansible templates with many forks at once; all must see the first value written.
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_ask, args=(str(tmp_path), queue)) for _ in range(8)]
+    workers = [ctx.Process(target=_ask, args=(str(tmp_path), queue)) for _worker in range(8)]
     for w in workers:
         w.start()
-    values = [queue.get(timeout=60) for _ in workers]
+    values = [queue.get(timeout=60) for _worker in workers]
     for w in workers:
         w.join(timeout=60)
     assert len(set(values)) == 1
