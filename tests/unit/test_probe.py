@@ -1,0 +1,85 @@
+"""The availability probe: bounded, fixed-rate, and its gaps and failures measured from real calls."""
+
+import http.server
+import json
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from allmende import probe
+
+
+def test_percentiles_and_gaps_from_samples():
+    samples = [probe.Sample("api", t / 10, 0.01 * (t % 5 + 1), True) for t in range(30)]
+    samples[10:20] = [probe.Sample("api", t / 10, 0.5, False, "ConnectionRefusedError") for t in range(10, 20)]
+    rep = probe.summarise("api", samples, 3.0)
+    assert (rep.requests, rep.failures) == (30, 10)
+    assert rep.errors == {"ConnectionRefusedError": 10}
+    assert rep.p50 == pytest.approx(0.03) and rep.p99 == pytest.approx(0.05)
+    # last answer before the outage ends at 0.9 + 0.05, the first after it at 2.0 + 0.01
+    assert rep.longest_gap == pytest.approx(2.01 - 0.95)
+    never = probe.summarise("dead", [probe.Sample("dead", 0.0, 1.0, False, "x")], 5.0)
+    assert never.longest_gap == 5.0 and never.p50 is None
+
+
+def test_bad_settings_are_refused_all_at_once():
+    with pytest.raises(probe.ProbeError) as err:
+        probe.Probe([probe.Check("a", lambda: None, rate=0), probe.Check("a", lambda: None, rate=500)], duration=0)
+    text = str(err.value)
+    assert "duration 0" in text and "rate 0" in text and "rate 500" in text and "unique" in text
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(port):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_an_outage_of_a_real_server_shows_as_failures_and_a_gap(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    servers = [_serve(port)]
+
+    def call():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:
+            assert resp.status == 200
+
+    def outage(p):
+        time.sleep(1.0)
+        p.mark("server stopped")
+        servers[0].shutdown()
+        servers[0].server_close()
+        time.sleep(1.5)
+        servers.append(_serve(port))
+        p.mark("server started")
+
+    runner = probe.Probe([probe.Check("http", call, rate=20)], duration=4.0)
+    started = time.monotonic()
+    result = runner.run(during=outage)
+    elapsed = time.monotonic() - started
+    servers[-1].shutdown()
+    rep = result.reports()[0]
+    assert elapsed < 6.0, "the probe did not stop by itself"
+    assert rep.requests <= 81
+    assert 10 <= rep.failures <= 40, rep
+    assert 1.4 <= rep.longest_gap <= 2.5, rep
+    assert [m.label for m in result.marks] == ["server stopped", "server started"]
+    data, picture = probe.write_report(result, tmp_path / "report")
+    loaded = json.loads(data.read_text())
+    assert loaded["checks"][0]["failures"] == rep.failures and len(loaded["samples"]) == rep.requests
+    text = picture.read_text()
+    assert text.startswith("<svg") and "server stopped" in text and "#d62728" in text
