@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ip = sub.add_parser("inventory", help="inventory tools")
     isub = ip.add_subparsers(dest="inventory_cmd", required=True)
-    ic = isub.add_parser("check", help="list every problem of the inventory (exit 1 if any)")
+    ic = isub.add_parser("check", help="list every problem of the inventory (exit 3 if any)")
     ic.add_argument("-i", "--inventory", action="append", help="inventory path (repeatable)")
     ic.add_argument("--json", action="store_true")
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from allmende import netbox_server
+from allmende.errors import ExitCode
 from allmende.netbox_client import NetboxClient
 
 HERE = Path(__file__).parent
@@ -96,7 +97,7 @@ def test_structural_problems_refuse_the_whole_file(netbox, env, tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(yaml.safe_dump(data))
     proc = allmende("netbox", "sync", str(broken), env=env)
-    assert proc.returncode == 2
+    assert proc.returncode == ExitCode.REFUSED
     assert "devices sample-hc1: colour: unknown field" in proc.stdout
     assert "sample-hc2 interface eno1: mtu: must be an integer 68-65536" in proc.stdout
     assert not list(netbox.list("extras/tags", slug="never-created"))
@@ -179,7 +180,7 @@ def test_every_kind_of_bad_data_is_reported_and_no_host_is_touched(netbox, env, 
         required_networks={"compute": ["tunnel"]},
     )
     check = allmende("inventory", "check", "-i", str(path), "--json", env=env)
-    assert check.returncode == 1
+    assert check.returncode == ExitCode.REFUSED
     problems = "\n".join(json.loads(check.stdout)["problems"])
     expected = [
         "device bad-noip (site bad-a): primary_ip4: missing",
@@ -197,7 +198,7 @@ def test_every_kind_of_bad_data_is_reported_and_no_host_is_touched(netbox, env, 
     runs = Path(os.environ.get("ALLMENDE_STATE_DIR", Path.home() / ".local/state/allmende")) / "runs"
     before = set(runs.iterdir()) if runs.exists() else set()
     apply = allmende("apply", "bootstrap", "-i", str(path), "--progress", "lines", env=env)
-    assert apply.returncode == 2
+    assert apply.returncode == ExitCode.REFUSED
     assert "refusing to run" in apply.stdout and "bad-noip" in apply.stdout
     after = set(runs.iterdir()) if runs.exists() else set()
     assert after == before, "a run was started although the inventory has problems"
@@ -213,7 +214,7 @@ def test_netbox_data_cannot_set_connection_variables(netbox, env, tmp_path):
     options = {"sites": ["hostile-a"], "role_groups": {"hostile-hc": ["control", "compute"]}}
     path = inventory_file(tmp_path, **options)
     check = allmende("inventory", "check", "-i", str(path), "--json", env=env)
-    assert check.returncode == 1, check.stdout + check.stderr
+    assert check.returncode == ExitCode.REFUSED, check.stdout + check.stderr
     problems = json.loads(check.stdout)["problems"]
     for device in ("hostile-hc1", "hostile-hc2"):  # the site's config context reaches both
         assert f"device {device} (site hostile-a): config_context: key ceph_osd_wipe_foreign_devices may not" in (
