@@ -16,7 +16,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from allmende import __version__, audit, inventory_check, netbox_server, paths, testbed, testbed_netbox
+from allmende import __version__, audit, inventory_check, netbox_server, paths, probe, testbed, testbed_netbox
 from allmende.apply import ApplyRequest, ApplyResult, apply
 from allmende.errors import AllmendeError, ExitCode, RefusedError, UsageError
 from allmende.netbox_client import NetboxApiError, NetboxClient
@@ -285,6 +285,31 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace, console: Console) -> int:
+    try:
+        checks = probe.checks_from_args(args.tcp, args.http, args.rate)
+        runner = probe.Probe(checks, args.duration)
+    except probe.ProbeError as exc:
+        console.print(f"[red]probe:[/] {exc}", highlight=False)
+        return ExitCode.USAGE
+    console.print(f"probing {len(checks)} check(s) for {args.duration:.0f} s at {args.rate:g}/s", highlight=False)
+    result = runner.run()
+    out = args.out or paths.state_dir() / "probes" / time.strftime("%Y%m%d-%H%M%S")
+    data, picture = probe.write_report(result, out)
+    worst = 0
+    for rep in result.reports():
+        worst = max(worst, rep.failures)
+        console.print(
+            f"{rep.name}: {rep.requests} calls, {rep.failures} failed, p50 {probe.ms(rep.p50)}, "
+            f"p95 {probe.ms(rep.p95)}, p99 {probe.ms(rep.p99)}, longest gap {rep.longest_gap:.2f} s",
+            highlight=False,
+        )
+    console.print(f"report: {data} and {picture}", highlight=False)
+    if args.max_failures is not None and worst > args.max_failures:
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
 def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
     def log(msg: str) -> None:
         console.print(f"[dim]testbed[/] {msg}", highlight=False)
@@ -416,6 +441,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--events", action="store_true", help="print the run's events as JSON lines")
     rsub.add_parser("audit", help="search every run record for the deployment's generated secrets (exit 1 if any)")
 
+    pp = sub.add_parser("probe", help="call services at a fixed rate for a bounded time and report availability")
+    pp.add_argument("--tcp", action="append", default=[], metavar="NAME=HOST:PORT", help="TCP connect check")
+    pp.add_argument("--http", action="append", default=[], metavar="NAME=URL", help="HTTP GET check (200 expected)")
+    pp.add_argument("--rate", type=float, default=5.0, help="calls per second per check (default 5, at most 50)")
+    pp.add_argument("--duration", type=float, default=60.0, help="seconds to probe (default 60)")
+    pp.add_argument("--out", type=Path, help="directory for probe.json and probe.svg (default: the state directory)")
+    pp.add_argument(
+        "--max-failures", type=int, default=None, help="exit 1 if any check has more failed calls than this"
+    )
+
     tp = sub.add_parser("testbed", help="local testbed of podman-container hosts")
     tsub = tp.add_subparsers(dest="testbed_cmd", required=True)
     up = tsub.add_parser("up", help="create or complete the testbed (harmless to repeat)")
@@ -462,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "testbed": cmd_testbed,
         "inventory": cmd_inventory,
         "netbox": cmd_netbox,
+        "probe": cmd_probe,
     }
     try:
         return int(handlers[args.command](args, console))

@@ -13,8 +13,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,6 +194,68 @@ class Probe:
         return self.result
 
 
+# ---------------------------------------------------------------- checks
+
+
+def tcp_check(host: str, port: int, timeout: float = 2.0) -> Callable[[], None]:
+    """Connect and close: the data-plane check (a floating IP answering on a port)."""
+
+    def call() -> None:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+
+    return call
+
+
+def http_check(url: str, timeout: float = 5.0, expect: tuple[int, ...] = (200,)) -> Callable[[], None]:
+    """GET URL; any status outside EXPECT (or no answer) is a failure."""
+
+    def call() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                status = resp.status
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        if status not in expect:
+            raise ProbeError(f"HTTP {status}")
+
+    return call
+
+
+def parse_target(text: str, kind: str) -> tuple[str, str]:
+    """NAME=VALUE from the command line (--tcp web=10.0.0.5:80, --http keystone=http://vip:5000/v3)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise ProbeError(f"--{kind} {text!r}: expected NAME=" + ("HOST:PORT" if kind == "tcp" else "URL"))
+    return name, value
+
+
+def checks_from_args(tcp: list[str], http: list[str], rate: float) -> list[Check]:
+    checks: list[Check] = []
+    problems = []
+    for text in tcp:
+        try:
+            name, value = parse_target(text, "tcp")
+            host, _sep, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ProbeError(f"--tcp {text!r}: expected NAME=HOST:PORT")
+            checks.append(Check(name, tcp_check(host.strip("[]"), int(port)), rate))
+        except ProbeError as exc:
+            problems.append(str(exc))
+    for text in http:
+        try:
+            name, url = parse_target(text, "http")
+            if not url.startswith(("http://", "https://")):
+                raise ProbeError(f"--http {text!r}: the URL must start with http:// or https://")
+            checks.append(Check(name, http_check(url), rate))
+        except ProbeError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ProbeError("; ".join(problems))
+    return checks
+
+
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
@@ -243,7 +308,7 @@ def svg(result: ProbeResult, width: int = 1000, row: int = 120) -> str:
         colour = COLOURS[i % len(COLOURS)]
         out.append(f'<rect x="{left}" y="{y0 + 5}" width="{plot_w}" height="{row - 10}" fill="#f7f7f7"/>')
         label = f"{rep.name}: {rep.requests} calls, {rep.failures} failed"
-        gap = f"p95 {_ms(rep.p95)}, longest gap {rep.longest_gap:.2f} s"
+        gap = f"p95 {ms(rep.p95)}, longest gap {rep.longest_gap:.2f} s"
         out.append(f'<text x="5" y="{y0 + row / 2 - 6}" font-weight="bold">{_esc(rep.name)}</text>')
         out.append(f'<text x="5" y="{y0 + row / 2 + 10}">{rep.requests} calls, {rep.failures} failed</text>')
         out.append(f'<text x="5" y="{y0 + row / 2 + 26}">{_esc(gap)}</text>')
@@ -270,7 +335,7 @@ def svg(result: ProbeResult, width: int = 1000, row: int = 120) -> str:
     return "\n".join(out) + "\n"
 
 
-def _ms(value: float | None) -> str:
+def ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms"
 
 

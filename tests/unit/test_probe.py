@@ -83,3 +83,35 @@ def test_an_outage_of_a_real_server_shows_as_failures_and_a_gap(tmp_path):
     assert loaded["checks"][0]["failures"] == rep.failures and len(loaded["samples"]) == rep.requests
     text = picture.read_text()
     assert text.startswith("<svg") and "server stopped" in text and "#d62728" in text
+
+
+def test_the_cli_probes_real_listeners_and_refuses_bad_targets(tmp_path, capsys):
+    from allmende import cli
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    tcp_port = listener.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    server = _serve(0)
+    http_port = server.server_address[1]
+    try:
+        rc = cli.main([
+            "probe", "--duration", "1", "--rate", "10", "--out", str(tmp_path),
+            "--tcp", f"open=127.0.0.1:{tcp_port}", "--tcp", f"closed=127.0.0.1:{closed_port}",
+            "--http", f"web=http://127.0.0.1:{http_port}/", "--max-failures", "0",
+        ])  # fmt: skip
+    finally:
+        listener.close()
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert rc == 1, out  # the closed port failed every call
+    report = {c["name"]: c for c in json.loads((tmp_path / "probe.json").read_text())["checks"]}
+    assert report["open"]["failures"] == 0 and report["web"]["failures"] == 0
+    assert report["closed"]["failures"] == report["closed"]["requests"] >= 5
+    assert "closed: " in out and "longest gap 1.00 s" in out
+    bad = cli.main(["probe", "--tcp", "nohost", "--http", "x=ftp://a", "--duration", "1"])
+    text = capsys.readouterr().out
+    assert bad == 2 and "--tcp 'nohost'" in text and "--http 'x=ftp://a'" in text
