@@ -13,8 +13,8 @@ stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
 lint() {
   stage "lint: ruff"
-  ruff check src plugins tests scripts molecule images/base/kolla_set_configs
-  ruff format --check src tests scripts molecule images/base/kolla_set_configs
+  ruff check src plugins tests scripts molecule images
+  ruff format --check src tests scripts molecule images
   stage "lint: ansible-lint (production profile)"
   ansible-lint --offline
 }

@@ -151,7 +151,7 @@ def test_a_node_pulls_from_the_local_registry_over_tls(built):
     gateway = next(entry["address"] for entry in status["listeners"] if not entry["address"].startswith("127."))
     assert status["running"] and {e["address"] for e in status["listeners"]} == {f"127.0.0.1:{port}", gateway}
     # Only the project's addresses: nothing listens on the wildcard address for this port.
-    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
     assert "0.0.0.0" not in listening and "*:" not in listening, listening
     pushed = allmende("images", "push", "--only", IMAGE)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr

@@ -79,7 +79,7 @@ def test_ca_files_are_part_of_the_base_image_context(tmp_path):
     cas = images.ca_files(images.BuildRequest(ca_files=[str(ca)]))
     files = images.context_files(DEFS["base"], ROOT, manifest, cas)
     assert files["ca/00-site-ca.crt"] == ca.read_bytes()
-    assert {"kolla_set_configs", "kolla_start", "sudoers", "policy-rc.d"} <= set(files)
+    assert {"kolla_set_configs.py", "kolla_start", "sudoers", "policy-rc.d"} <= set(files)
     assert images.context_files(DEFS["memcached"], ROOT, manifest, cas) == {}
     bad = tmp_path / "bad.crt"
     bad.write_text("not a certificate")
@@ -103,7 +103,7 @@ def test_definition_problems_are_all_listed(tmp_path):
           f: {parent: a}
         """
     )
-    problems, _ = images.validate_definitions(data, tmp_path)
+    problems = images.validate_definitions(data, tmp_path)[0]
     text = "\n".join(problems)
     assert "images.a: unknown keys colour" in text
     assert "images.c.containerfile: missing.Containerfile not found" in text

@@ -1,25 +1,13 @@
 """The kolla_set_configs of the base image: config.json validation, copy plan, copies and permissions."""
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import pwd
 
 import pytest
-from conftest import ROOT
+from conftest import load_plugin_module
 
-
-def _load():
-    path = ROOT / "images" / "base" / "kolla_set_configs"
-    loader = importlib.machinery.SourceFileLoader("kolla_set_configs_under_test", str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-ksc = _load()
+ksc = load_plugin_module("images/base/kolla_set_configs.py")
 ME = pwd.getpwuid(os.getuid()).pw_name
 
 
@@ -78,7 +66,7 @@ def test_copy_plan_globs_directories_and_optional_sources(tmp_path):
             dict(entry, source=str(src / "none"), dest="/etc/z", optional=True),
         ]
     )
-    assert [(s.rsplit("/", 1)[1], d) for s, d, _ in plan] == [
+    assert [(s.rsplit("/", 1)[1], d) for s, d, _entry in plan] == [
         ("a.conf", "/etc/x/x.conf"),
         ("a.conf", "/etc/y/a.conf"),
         ("b.conf", "/etc/y/b.conf"),

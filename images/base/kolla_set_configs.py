@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: Allmende developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Put a container's configuration into place from /var/lib/kolla/config_files/config.json.
