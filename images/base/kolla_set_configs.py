@@ -49,7 +49,7 @@ def parse_owner(value, field):
     """'user' or 'user:group' -> (user, group); the group defaults to the user's name."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{field}: {value!r} is not user or user:group")
-    user, _, group = value.partition(":")
+    user, _sep, group = value.partition(":")
     if not user:
         raise ConfigError(f"{field}: {value!r} has no user")
     return user, group or user
@@ -200,7 +200,7 @@ def main(argv=None):
         command, files, perms = load(text)
         copies = plan_copies(files)
         if args.check:
-            changed = [dest for source, dest, _ in copies if differs(source, dest)]
+            changed = [dest for source, dest, _entry in copies if differs(source, dest)]
             for dest in changed:
                 print(f"changed: {dest}")
             return 1 if changed else 0
