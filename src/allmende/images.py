@@ -368,7 +368,7 @@ def _build_one(
             target.write_bytes(content)
             target.chmod(_mode(name, d, root))
         (work / "Containerfile").write_text(containerfile)
-        cmd = ["build", "--pull=never", "--layers=false", "-f", str(work / "Containerfile"), "-t", ref]
+        cmd = ["build", "--pull=never", "--layers=false", "--force-rm", "-f", str(work / "Containerfile"), "-t", ref]
         cmd += ["--build-arg", f"PARENT={parent_ref}"]
         for key, value in sorted(args.items()):
             cmd += ["--build-arg", f"{key}={value}"]

@@ -28,6 +28,11 @@ def load(root: Path, name: str | None = None) -> dict[str, Any]:
     try:
         return module.load(str(root), name)
     except module.ManifestError as exc:
+        if all(p.startswith("allmende_release:") for p in exc.problems):
+            # An unknown release name is bad input, not bad data.
+            raise UsageError(
+                "unknown release", [p.replace("allmende_release", "--release", 1) for p in exc.problems]
+            ) from exc
         raise RefusedError("invalid release manifest", exc.problems) from exc
 
 
