@@ -217,7 +217,7 @@ def _alive(pid: int) -> bool:
     return any(part.endswith(BINARY.encode()) for part in cmdline[:1])
 
 
-def _config(listen: str, storage: Path, secret: str) -> dict[str, Any]:
+def listener_config(listen: str, storage: Path, secret: str) -> dict[str, Any]:
     d = registry_dir()
     return {
         "version": 0.1,
@@ -248,7 +248,7 @@ def _start(listen: str, storage: Path, secret: str) -> int:
     d = registry_dir()
     slug = listen.replace(":", "_")
     config = d / f"config-{slug}.yml"
-    config.write_text(yaml.safe_dump(_config(listen, storage, secret), sort_keys=False))
+    config.write_text(yaml.safe_dump(listener_config(listen, storage, secret), sort_keys=False))
     config.chmod(0o600)
     with open(d / f"registry-{slug}.log", "ab") as logf:
         proc = subprocess.Popen(
