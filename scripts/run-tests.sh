@@ -13,8 +13,8 @@ stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
 lint() {
   stage "lint: ruff"
-  ruff check src plugins tests scripts molecule
-  ruff format --check src tests scripts molecule
+  ruff check src plugins tests scripts molecule images
+  ruff format --check src tests scripts molecule images
   stage "lint: ansible-lint (production profile)"
   ansible-lint --offline
 }
@@ -69,6 +69,8 @@ integration() {
   pytest -q tests/integration/test_exit_codes.py tests/integration/test_secrets.py
   stage "driver integration (testbed)"
   pytest -q tests/integration/test_driver.py
+  stage "images: memcached built twice (the second builds nothing), kolla contract on 127.0.0.1, pushed to the local registry and pulled by a node over TLS"
+  pytest -q tests/integration/test_images.py
   stage "NetBox integration (real NetBox on 127.0.0.1)"
   if [ -n "${netbox_pid:-}" ]; then
     # started in the background at the beginning (its first database migration takes minutes)

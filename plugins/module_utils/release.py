@@ -17,6 +17,9 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 
 RELEASE_NAME = re.compile(r"^\d{4}\.[12]$")
 SOURCES = ("debian", "pypi", "upstream", "container")
+# Debian suites an image can be built on (images.suite), with the Python 3 they ship.
+IMAGE_SUITES = {"bookworm": "3.11", "trixie": "3.13"}
+PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 
 class ManifestError(Exception):
@@ -50,8 +53,67 @@ def available_releases(collection_root):
     return names
 
 
-def validate(data, origin):
-    """Return every problem of a manifest as '<origin>: <field>: <problem>'."""
+def _validate_versioned(section, entries, add, needs_packages):
+    """Problems of a components-like table (services, openstack): source, version, apt, packages."""
+    for cname, comp in sorted(entries.items()):
+        field = "%s.%s" % (section, cname)
+        if not isinstance(comp, dict):
+            add(field, "must be a mapping")
+            continue
+        source = comp.get("source")
+        if source not in SOURCES:
+            add(field + ".source", "must be one of %s, got %r" % (", ".join(SOURCES), source))
+        if not comp.get("version"):
+            add(field + ".version", "missing")
+        if source == "debian" and not comp.get("apt"):
+            add(field + ".apt", "missing (Debian package version pattern, e.g. '1.2.3-*')")
+        if needs_packages and source == "debian":
+            packages = comp.get("packages")
+            if not isinstance(packages, list) or not packages:
+                add(field + ".packages", "missing (the Debian packages installed at this version)")
+            else:
+                for pkg in packages:
+                    if not isinstance(pkg, str) or not PACKAGE_NAME.match(pkg):
+                        add(field + ".packages", "%r is not a Debian package name" % (pkg,))
+        package = comp.get("package")
+        if package is not None and (not isinstance(package, str) or not package.strip()):
+            add(field + ".package", "must be a PyPI project name")
+
+
+def _validate_images(images, add, releases_root):
+    if not isinstance(images, dict):
+        add("images", "must be a mapping (suite, python, constraints, kolla)")
+        return
+    suite = images.get("suite")
+    if suite not in IMAGE_SUITES:
+        add("images.suite", "must be one of %s, got %r" % (", ".join(sorted(IMAGE_SUITES)), suite))
+    elif images.get("python") is not None and str(images.get("python")) != IMAGE_SUITES[suite]:
+        add(
+            "images.python",
+            "%s ships Python %s, the manifest says %r" % (suite, IMAGE_SUITES[suite], images.get("python")),
+        )
+    constraints = images.get("constraints")
+    if not constraints or not isinstance(constraints, str):
+        add("images.constraints", "missing (path of the upper constraints, relative to releases/)")
+    elif os.path.isabs(constraints) or ".." in constraints.split("/"):
+        add("images.constraints", "%r must be a path inside releases/" % constraints)
+    elif releases_root is not None and not os.path.isfile(os.path.join(releases_root, constraints)):
+        add("images.constraints", "file releases/%s not found" % constraints)
+    kolla = images.get("kolla")
+    if kolla is not None:
+        if not isinstance(kolla, dict):
+            add("images.kolla", "must be a mapping (registry, namespace, tag)")
+        else:
+            for key in ("registry", "namespace", "tag"):
+                if not kolla.get(key) or not isinstance(kolla.get(key), str):
+                    add("images.kolla.%s" % key, "missing")
+
+
+def validate(data, origin, releases_root=None):
+    """Return every problem of a manifest as '<origin>: <field>: <problem>'.
+
+    releases_root, when given, is the releases/ directory: files the manifest names must exist there.
+    """
     problems = []
 
     def add(field, message):
@@ -85,6 +147,19 @@ def validate(data, origin):
             add(field + ".version", "missing")
         if source == "debian" and not comp.get("apt"):
             add(field + ".apt", "missing (Debian package version pattern, e.g. '1.2.3-*')")
+    # Optional sections, validated when present (images need all three).
+    if "images" in data:
+        _validate_images(data["images"], add, releases_root)
+    for section, needs_packages in (("services", True), ("openstack", False)):
+        if section not in data:
+            continue
+        entries = data[section]
+        if not isinstance(entries, dict) or not entries:
+            add(section, "must be a non-empty mapping")
+            continue
+        _validate_versioned(section, entries, add, needs_packages)
+    if "openstack" in data and "images" not in data:
+        add("images", "missing (the openstack section needs images.constraints)")
     return problems
 
 
@@ -102,7 +177,7 @@ def load(collection_root, name=None):
             data = yaml.safe_load(handle)
         except yaml.YAMLError as exc:
             raise ManifestError(["%s: not valid YAML: %s" % (path, exc)]) from exc
-    problems = validate(data, "releases/%s.yml" % name)
+    problems = validate(data, "releases/%s.yml" % name, releases_dir(collection_root))
     if problems:
         raise ManifestError(problems)
     return data

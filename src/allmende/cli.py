@@ -16,7 +16,18 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from allmende import __version__, audit, inventory_check, netbox_server, paths, probe, testbed, testbed_netbox
+from allmende import (
+    __version__,
+    audit,
+    images,
+    inventory_check,
+    netbox_server,
+    paths,
+    probe,
+    registry,
+    testbed,
+    testbed_netbox,
+)
 from allmende.apply import ApplyRequest, ApplyResult, apply
 from allmende.errors import AllmendeError, ExitCode, RefusedError, UsageError
 from allmende.netbox_client import NetboxApiError, NetboxClient
@@ -378,6 +389,69 @@ def cmd_testbed(args: argparse.Namespace, console: Console) -> int:
         return ExitCode.ENVIRONMENT
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def cmd_images(args: argparse.Namespace, console: Console) -> int:
+    def log(msg: str) -> None:
+        console.print(f"[dim]images[/] {msg}", highlight=False)
+
+    ca = None if args.ca_file is None and not args.no_host_ca else list(args.ca_file or [])
+    if args.images_cmd == "push":
+        pushed = registry.push(
+            registry.PushRequest(release=args.release, only=list(args.only or []), address=args.registry), log=log
+        )
+        for ref in pushed:
+            console.print(f"pushed {ref}", highlight=False)
+        return 0
+    request = images.BuildRequest(release=args.release, only=list(args.only or []), ca_files=ca, force=args.force)
+    result = images.build(request, log=log)
+    if args.json:
+        print(json.dumps(images.as_dict(result), indent=2))
+        return 0
+    table = Table(title=f"images of release {result.release} (Debian {result.suite})", title_justify="left")
+    for col in ("image", "tag", "action", "build time", "size"):
+        table.add_column(col, justify="right" if col in ("build time", "size") else "left")
+    for i in result.images:
+        took = f"{i.seconds:.0f} s" if i.action == "built" else "-"
+        table.add_row(i.name, i.tag, i.action, took, _size(i.size))
+    console.print(table)
+    if result.built:
+        console.print(
+            f"built {sum(1 for i in result.images if i.action == 'built')}, "
+            f"tagged {sum(1 for i in result.images if i.action == 'reused')} in {result.seconds:.0f} s; "
+            f"tags recorded in {result.record}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"nothing to build: all {len(result.images)} images are up to date; tags in {result.record}",
+            highlight=False,
+        )
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace, console: Console) -> int:
+    def log(msg: str) -> None:
+        console.print(f"[dim]registry[/] {msg}", highlight=False)
+
+    if args.registry_cmd == "up":
+        info = registry.up(registry.RegistryRequest(port=args.port, testbeds=list(args.testbed or [])), log=log)
+        console.print(
+            f"registry on {', '.join(info.addresses)} (TLS, CA {info.ca_file}); storage {info.storage}",
+            highlight=False,
+        )
+        return 0
+    if args.registry_cmd == "down":
+        stopped = registry.down(log=log)
+        console.print(f"registry: stopped {stopped} listener(s)", highlight=False)
+        return 0
+    status = registry.status()
+    print(json.dumps(status, indent=2))
+    return 0 if status["running"] else ExitCode.ENVIRONMENT
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allmende", description="Deploy and operate an Allmende cloud.")
     parser.add_argument("--version", action="version", version=f"allmende {__version__}")
@@ -471,6 +545,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--netbox", action="store_true", help="register the nodes in the local NetBox and take the inventory from there"
     )
     down.add_argument("--all", action="store_true", help="remove every testbed")
+
+    imp = sub.add_parser("images", help="build the release's container images (kolla contract), push them")
+    imsub = imp.add_subparsers(dest="images_cmd", required=True)
+    ib = imsub.add_parser("build", help="build what is missing; tags derive from the inputs")
+    ipush = imsub.add_parser("push", help="push the built images to the local registry")
+    for p in (ib, ipush):
+        p.add_argument("--release", help="release manifest (default: releases/index.yml's current)")
+        p.add_argument("--only", nargs="+", metavar="NAME", help="these images (and their parents) only")
+    ib.add_argument(
+        "--ca-file",
+        action="append",
+        metavar="FILE",
+        help="trust this CA certificate in the images (repeatable; default: this machine's "
+        "/usr/local/share/ca-certificates/*.crt)",
+    )
+    ib.add_argument("--no-host-ca", action="store_true", help="trust no extra CA (only the --ca-file ones)")
+    ib.add_argument("--force", action="store_true", help="build even if an image with the same inputs exists")
+    ib.add_argument("--json", action="store_true")
+    ipush.add_argument("--registry", help="registry address host:port (default: the local registry's 127.0.0.1)")
+    ipush.set_defaults(ca_file=None, no_host_ca=False, force=False, json=False)
+
+    regp = sub.add_parser("registry", help="local OCI registry (Debian's docker-registry) for the nodes")
+    regsub = regp.add_subparsers(dest="registry_cmd", required=True)
+    rup = regsub.add_parser("up", help="start it on 127.0.0.1 and the testbeds' management gateways")
+    rup.add_argument("--port", type=port_number, help=f"port (default {registry.DEFAULT_PORT} or the last used)")
+    rup.add_argument(
+        "--testbed", action="append", metavar="NAME", help="also listen on this testbed's management gateway"
+    )
+    regsub.add_parser("down", help="stop it (its storage stays)")
+    regsub.add_parser("status", help="listeners and whether they answer")
     st.add_argument("--json", action="store_true")
     return parser
 
@@ -498,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "inventory": cmd_inventory,
         "netbox": cmd_netbox,
         "probe": cmd_probe,
+        "images": cmd_images,
+        "registry": cmd_registry,
     }
     try:
         return int(handlers[args.command](args, console))

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Images never start services from package scripts.
+exit 101
