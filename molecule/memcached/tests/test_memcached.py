@@ -65,8 +65,9 @@ def test_container_runs_under_its_systemd_unit(name):
     assert host.check_output(f"ps -o args= -p {main_pid}") == "/usr/bin/podman start --attach memcached"
     # the kolla contract: rendered files mounted read-only, copied into place at start
     assert host.file("/etc/allmende/memcached/config.json").exists
-    mounts = inspect(host, "{{range .Mounts}}{{.Source}}:{{.Destination}}:{{.RW}} {{end}}")
-    assert "/etc/allmende/memcached:/var/lib/kolla/config_files:false" in mounts
+    mounts = inspect(host, "{{range .Mounts}}{{.Source}} {{.Destination}} {{.RW}}\n{{end}}").splitlines()
+    mounts = [tuple(m.rstrip("/") for m in line.split()) for line in mounts]
+    assert ("/etc/allmende/memcached", "/var/lib/kolla/config_files", "false") in mounts
     assert inspect(host, '{{index .Config.Labels "allmende.config-hash"}}')
     assert f"-l {ADDRESS[name]} -p 11211" in memcached_args(host)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Stand-in kolla_start: copy the files config.json lists into place, then exec its command."""
 
 import grp
