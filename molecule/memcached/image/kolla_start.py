@@ -18,7 +18,7 @@ if strategy == "COPY_ALWAYS" or not os.path.exists(marker):
         dest = item["dest"]
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copyfile(item["source"], dest)
-        owner, _, group = item.get("owner", "root").partition(":")
+        owner, _sep, group = item.get("owner", "root").partition(":")
         os.chown(dest, pwd.getpwnam(owner).pw_uid, grp.getgrnam(group or owner).gr_gid)
         os.chmod(dest, int(item.get("perm", "0600"), 8))
     open(marker, "w").close()
