@@ -29,9 +29,9 @@ def ansible_playbook(playbook, *args, timeout=900):
         raise AssertionError(proc.stdout[-3000:] + proc.stderr[-2000:]) from exc
 
 
-def drift(playbook):
+def drift(playbook, *args):
     """Run the check action; {host: failure message} for every host that reported drift, and the stats."""
-    rc, result = ansible_playbook(str(ROOT / "playbooks" / playbook), "-e", "allmende_action=check")
+    rc, result = ansible_playbook(str(ROOT / "playbooks" / playbook), "-e", "allmende_action=check", *args)
     failures = {}
     for play in result["plays"]:
         for task in play["tasks"]:
@@ -47,7 +47,7 @@ def drift(playbook):
     return failures
 
 
-def deploy(playbook):
-    rc, result = ansible_playbook(str(ROOT / "playbooks" / playbook))
+def deploy(playbook, *args):
+    rc, result = ansible_playbook(str(ROOT / "playbooks" / playbook), *args)
     assert rc == 0, json.dumps(result.get("stats"))
     return result
