@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None
 
 RELEASE_NAME = re.compile(r"^\d{4}\.[12]$")
+VERSION = re.compile(r"^\d+(\.\d+)*")
 SOURCES = ("debian", "pypi", "upstream", "container")
 
 
@@ -48,6 +49,20 @@ def available_releases(collection_root):
         if ext == ".yml" and RELEASE_NAME.match(stem):
             names.append(stem)
     return names
+
+
+def version_tuple(version):
+    """The leading numeric part of an upstream version ('25.03.0', '18.2.7', '10.0') as a tuple of ints."""
+    match = VERSION.match(str(version))
+    if not match:
+        raise ValueError("%r does not start with a version number" % (version,))
+    return tuple(int(part) for part in match.group(0).split("."))
+
+
+def at_least(version, minimum):
+    """Whether `version` is `minimum` or newer, comparing as many fields as `minimum` has ('25.03.0' >= '24.03')."""
+    wanted = version_tuple(minimum)
+    return version_tuple(version)[: len(wanted)] >= wanted
 
 
 def validate(data, origin):
@@ -85,6 +100,14 @@ def validate(data, origin):
             add(field + ".version", "missing")
         if source == "debian" and not comp.get("apt"):
             add(field + ".apt", "missing (Debian package version pattern, e.g. '1.2.3-*')")
+        if "minimum" in comp:
+            try:
+                below = comp.get("version") and not at_least(comp["version"], comp["minimum"])
+            except ValueError as exc:
+                add(field + ".minimum", str(exc))
+                continue
+            if below:
+                add(field + ".version", "%s is below the minimum %s" % (comp["version"], comp["minimum"]))
     return problems
 
 

@@ -9,6 +9,7 @@ built here with debootstrap; no image registry is involved.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -26,7 +27,7 @@ import yaml
 from allmende import paths
 
 LABEL = "allmende.testbed"
-DEFAULT_IMAGE = "localhost/allmende-node:bookworm"
+IMAGE_REPOSITORY = "localhost/allmende-node"
 SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
 DEFAULT_SUBNET_INDEX = 10
 BASE_PACKAGES = (
@@ -46,8 +47,13 @@ BASE_PACKAGES = (
     "less",
 )
 # Bumped when the image recipe below changes in a way the package list does not show.
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 NODE_ULIMITS = ("nofile=20000:20000", "nproc=4096:4096")
+# Suites whose podman (5 and newer) refuses overlay storage on the node's own overlay root: the
+# node's /var/lib/containers lives on a directory of the testbed instead.
+CONTAINER_STORAGE_VOLUME_SUITES = frozenset({"trixie"})
+# Suites that configure apt in deb822 format (/etc/apt/sources.list.d/debian.sources).
+DEB822_SUITES = frozenset({"trixie"})
 
 
 class TestbedError(RuntimeError):
@@ -216,6 +222,25 @@ def groups_for(index: int, count: int) -> list[str]:
 # ---------------------------------------------------------------- base image
 
 
+def release_suite(name: str | None = None) -> str:
+    """The node OS suite (base.suite) of a release manifest; default: the current release."""
+    path = paths.collection_root() / "plugins" / "module_utils" / "release.py"
+    spec = importlib.util.spec_from_file_location("allmende_release", path)
+    if spec is None or spec.loader is None:
+        raise TestbedError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        data = module.load(str(paths.collection_root()), name)
+    except module.ManifestError as exc:
+        raise TestbedError(f"release manifest: {exc}") from exc
+    return str(data["base"]["suite"])
+
+
+def image_for(suite: str) -> str:
+    return f"{IMAGE_REPOSITORY}:{suite}"
+
+
 def recipe_hash(suite: str, mirror: str) -> str:
     text = "|".join([RECIPE_VERSION, suite, mirror, *BASE_PACKAGES])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -233,8 +258,11 @@ def apt_valid_until_disabled() -> bool:
 
 
 def ensure_image(
-    image: str = DEFAULT_IMAGE, suite: str = "bookworm", mirror: str | None = None, log: Log = _quiet
+    image: str | None = None, suite: str | None = None, mirror: str | None = None, log: Log = _quiet
 ) -> str:
+    """Build the node image of `suite` (default: the current release's) unless it is up to date."""
+    suite = suite or release_suite()
+    image = image or image_for(suite)
     mirror = mirror or os.environ.get("ALLMENDE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     wanted = recipe_hash(suite, mirror)
     if image_label(image) == wanted:
@@ -281,9 +309,17 @@ def ensure_image(
 
 def _configure_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
     security = mirror.rsplit("/", 1)[0] + "/debian-security"
-    (rootfs / "etc/apt/sources.list").write_text(
-        f"deb {mirror} {suite} main\ndeb {mirror} {suite}-updates main\ndeb {security} {suite}-security main\n"
-    )
+    if suite in DEB822_SUITES:
+        (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+        keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+        (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(
+            f"Types: deb\nURIs: {mirror}\nSuites: {suite} {suite}-updates\nComponents: main\nSigned-By: {keyring}\n\n"
+            f"Types: deb\nURIs: {security}\nSuites: {suite}-security\nComponents: main\nSigned-By: {keyring}\n"
+        )
+    else:
+        (rootfs / "etc/apt/sources.list").write_text(
+            f"deb {mirror} {suite} main\ndeb {mirror} {suite}-updates main\ndeb {security} {suite}-security main\n"
+        )
     apt_conf = ['APT::Install-Recommends "false";', 'APT::Keep-Downloaded-Packages "true";']
     if apt_valid_until_disabled():
         apt_conf.append('Acquire::Check-Valid-Until "false";')
@@ -312,11 +348,16 @@ def _configure_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
         "getty.target",
         "console-getty.service",
         "systemd-timesyncd.service",
+        # A container cannot load kernel modules; the unit would only fail (trixie: systemd degraded).
+        "systemd-modules-load.service",
     ):
         link = rootfs / "etc/systemd/system" / unit
         if not link.exists():
             link.symlink_to("/dev/null")
     (rootfs / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    # podman 5 warns on every call on a cgroups v1 machine; the nodes inherit the machine's cgroups.
+    with (rootfs / "etc/environment").open("a") as env:
+        env.write("PODMAN_IGNORE_CGROUPSV1_WARNING=1\n")
 
 
 # ---------------------------------------------------------------- podman objects
@@ -443,6 +484,17 @@ def apt_archive(node: Node) -> Path:
     return path
 
 
+def container_storage(tb: Testbed, node: Node) -> Path:
+    """The node's /var/lib/containers (only for suites in CONTAINER_STORAGE_VOLUME_SUITES); removed by `down`."""
+    path = tb.dir / "containers" / node.name
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def image_suite(image: str) -> str:
+    return image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+
+
 def create_node(tb: Testbed, node: Node, apt_cache: Path) -> None:
     mgmt, data = node.nics
     cmd = [
@@ -469,6 +521,8 @@ def create_node(tb: Testbed, node: Node, apt_cache: Path) -> None:
         "-v",
         f"{apt_cache}:/var/cache/apt/archives",
     ]
+    if image_suite(tb.image) in CONTAINER_STORAGE_VOLUME_SUITES:
+        cmd += ["-v", f"{container_storage(tb, node)}:/var/lib/containers"]
     for limit in NODE_ULIMITS:
         cmd += ["--ulimit", limit]
     cmd += [tb.image, "/sbin/init"]
@@ -610,7 +664,7 @@ def up(
     subnet: str | None = None,
     disks: int = 2,
     disk_size: str = "20G",
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     log: Log = _quiet,
 ) -> Testbed:
     validate_name(name)
@@ -620,6 +674,7 @@ def up(
         raise TestbedError(f"--disks {disks}: choose between 0 and 8")
     if shutil.which("podman") is None:
         raise TestbedError("podman is not installed (run scripts/host-prereqs.sh)")
+    image = image or image_for(release_suite())
     tb = Testbed.load(name)
     pre = prefix(name)
     if tb is None:
@@ -627,9 +682,11 @@ def up(
         tb = Testbed(name, image, mgmt_net, network_subnet(mgmt_net) or pick_subnet(subnet), f"{pre}-data")
     elif subnet and subnet != tb.mgmt_subnet:
         raise TestbedError(f"testbed {name} already uses subnet {tb.mgmt_subnet}; `down` it first to change")
+    elif tb.nodes and tb.image != image:
+        raise TestbedError(f"testbed {name} runs {tb.image}, the release wants {image}; `down` it first to change")
     if len(tb.nodes) > nodes:
         log(f"testbed {name} has {len(tb.nodes)} nodes; keeping them (use `down` to shrink)")
-    ensure_image(image, log=log)
+    ensure_image(image, suite=image_suite(image) or None, log=log)
     tb.image = image
     ensure_networks(tb, log)
     pubkey = ensure_ssh_key(tb)
