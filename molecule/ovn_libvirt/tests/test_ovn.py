@@ -111,7 +111,6 @@ def expected_servers(db):
     return sorted(f"tcp:{NODES[h].address}:{DBS[db]['raft']}" for h in CONTROL)
 
 
-@pytest.mark.parametrize("db", sorted(DBS))
 def test_ovn_and_ovs_at_the_manifest_version_and_neutrons_minimum(host):
     """The tools report the manifest's versions, which meet the manifest's minimum (Neutron's)."""
     release = release_module()
@@ -131,6 +130,7 @@ def test_ovn_and_ovs_at_the_manifest_version_and_neutrons_minimum(host):
         assert f"Pin: version {MANIFEST['components'][component]['apt']}\n" in pref
 
 
+@pytest.mark.parametrize("db", sorted(DBS))
 def test_each_cluster_has_three_servers_and_one_leader(db):
     statuses = {name: cluster_status(name, db) for name in CONTROL}
     for name, status in statuses.items():
