@@ -135,18 +135,7 @@ def validate(data, origin, releases_root=None):
     if not isinstance(components, dict) or not components:
         add("components", "missing or empty")
         components = {}
-    for cname, comp in sorted(components.items()):
-        field = "components.%s" % cname
-        if not isinstance(comp, dict):
-            add(field, "must be a mapping")
-            continue
-        source = comp.get("source")
-        if source not in SOURCES:
-            add(field + ".source", "must be one of %s, got %r" % (", ".join(SOURCES), source))
-        if not comp.get("version"):
-            add(field + ".version", "missing")
-        if source == "debian" and not comp.get("apt"):
-            add(field + ".apt", "missing (Debian package version pattern, e.g. '1.2.3-*')")
+    _validate_versioned("components", components, add, needs_packages=False)
     # Optional sections, validated when present (images need all three).
     if "images" in data:
         _validate_images(data["images"], add, releases_root)

@@ -9,7 +9,6 @@ Every file under the run records is searched for each of them in plain, URL-enco
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -68,12 +67,7 @@ def ceph_key_secrets(tb: testbed.Testbed) -> list[str]:
 
 
 def _secret_store_module() -> ModuleType:
-    path = paths.collection_root() / "plugins" / "plugin_utils" / "secret_store.py"
-    spec = importlib.util.spec_from_file_location("allmende_secret_store", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return paths.collection_module("plugins/plugin_utils/secret_store.py", "allmende_secret_store")
 
 
 def store_secrets(directory: Path) -> list[str]:

@@ -10,11 +10,9 @@ plugins/module_utils/inventory_model.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,16 +24,12 @@ from allmende import paths
 from allmende.apply import runner_env
 
 
-@cache
 def model() -> ModuleType:
     """The collection's inventory_model module (pure Python, no Ansible imports needed)."""
-    path = paths.collection_root() / "plugins" / "module_utils" / "inventory_model.py"
-    spec = importlib.util.spec_from_file_location("allmende_inventory_model", path)
-    if spec is None or spec.loader is None:
-        raise InventoryError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    try:
+        return paths.collection_module("plugins/module_utils/inventory_model.py", "allmende_inventory_model")
+    except paths.CollectionNotFound as exc:
+        raise InventoryError(str(exc)) from exc
 
 
 class InventoryError(RuntimeError):

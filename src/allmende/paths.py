@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -94,3 +97,22 @@ def collections_path(root: Path | None = None) -> Path:
             link.unlink()
         link.symlink_to(root, target_is_directory=True)
     return base
+
+
+def collection_module(relative: str, name: str, root: Path | None = None) -> ModuleType:
+    """A pure-Python file of the collection (module_utils, plugin_utils), loaded as module NAME.
+
+    The driver shares the collection's logic without needing the collection installed where
+    Python would import it from. ROOT defaults to the collection this driver uses.
+    """
+    return _load_module((root or collection_root()) / relative, name)
+
+
+@cache
+def _load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CollectionNotFound(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

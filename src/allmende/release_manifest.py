@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from allmende import paths
 from allmende.errors import RefusedError, UsageError
 
 
-@cache
 def _module(root: Path) -> ModuleType:
-    path = root / "plugins" / "module_utils" / "release.py"
-    spec = importlib.util.spec_from_file_location("allmende_release_manifest", path)
-    if spec is None or spec.loader is None:
-        raise UsageError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return paths.collection_module("plugins/module_utils/release.py", "allmende_release_manifest", root)
 
 
 def load(root: Path, name: str | None = None) -> dict[str, Any]:
