@@ -298,7 +298,7 @@ def svg(result: ProbeResult, width: int = 1000, row: int = 120) -> str:
         y0 = top + i * row
         samples = [s for s in result.samples if s.check == rep.name]
         ok = [s.latency for s in samples if s.ok] or [0.001]
-        lo, hi = math.log10(max(min(ok), 1e-4)), math.log10(max(max(ok), 1e-3))
+        lo, hi = math.log10(max(min(ok), 1e-4)), math.log10(max([*ok, 1e-3]))
         hi = hi if hi > lo else lo + 1
 
         def y(latency: float, y0: float = y0, lo: float = lo, hi: float = hi) -> float:
