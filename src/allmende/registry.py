@@ -335,7 +335,33 @@ def up(request: RegistryRequest, log: Log = _quiet) -> RegistryInfo:
     _state_file().chmod(0o600)
     for tb in loaded:
         trust_on_nodes(tb, f"{gateway(tb)}:{port}", log)
+        write_testbed_vars(tb, f"{gateway(tb)}:{port}", None)
     return RegistryInfo(wanted, ca_file(), storage)
+
+
+def testbed_vars_file(tb: testbed.Testbed) -> Path:
+    """Where a testbed's inventory finds its registry and image tags (inventories/testbed/group_vars)."""
+    return tb.dir / "images.yml"
+
+
+def write_testbed_vars(tb: testbed.Testbed, address: str, release: str | None) -> Path:
+    """Record for a testbed the registry its nodes pull from and the tags of the release's images."""
+    root = paths.collection_root()
+    name = str(release_manifest.load(root, release)["release"])
+    record = images.read_record(name)
+    data = {
+        "allmende_image_registry": address,
+        "allmende_image_namespace": "allmende",
+        "allmende_image_tags": dict(record.get("allmende_image_tags") or {}),
+    }
+    path = testbed_vars_file(tb)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        f"# Written by `allmende registry up` and `allmende images push` (release {name}).\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    tmp.replace(path)
+    return path
 
 
 def down(log: Log = _quiet) -> int:
@@ -401,4 +427,9 @@ def push(request: PushRequest, log: Log = _quiet) -> list[str]:
         except testbed.TestbedError as exc:
             raise RegistryError(str(exc)) from exc
         pushed.append(target)
+    state = _read_state() if request.address is None else {}
+    for tb_name in state.get("testbeds") or []:
+        tb = testbed.Testbed.load(tb_name)
+        if tb is not None:
+            write_testbed_vars(tb, f"{gateway(tb)}:{state.get('port')}", release)
     return pushed

@@ -458,6 +458,13 @@ def apt_archive(node: Node) -> Path:
     return path
 
 
+def container_storage(tb: Testbed, node: Node) -> Path:
+    """The node's /var/lib/containers, in the testbed's directory (removed by `down`)."""
+    path = tb.dir / "containers" / node.name
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def create_node(tb: Testbed, node: Node, apt_cache: Path) -> None:
     mgmt, data = node.nics
     cmd = [
@@ -483,6 +490,10 @@ def create_node(tb: Testbed, node: Node, apt_cache: Path) -> None:
         f"{tb.data_network}:interface_name={data.name},mac={data.mac}",
         "-v",
         f"{apt_cache}:/var/cache/apt/archives",
+        # The node's container storage on the machine's filesystem, not on the node's overlay root:
+        # overlay works there (instead of vfs, which copies every layer), and podman 5 needs it.
+        "-v",
+        f"{container_storage(tb, node)}:/var/lib/containers",
     ]
     for limit in NODE_ULIMITS:
         cmd += ["--ulimit", limit]

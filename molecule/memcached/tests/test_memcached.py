@@ -20,8 +20,6 @@ NODES = [n for n in TESTBED.nodes if "control" in n.groups]
 HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
 ADDRESS = {n.name: n.address for n in NODES}
 PLAYBOOK = "memcached.yml"
-STANDIN = ("-e", "allmende_image_namespace=allmende-standin")
-IMAGE = "localhost/allmende-standin/memcached:2026.1"
 UNIT = "allmende-memcached.service"
 
 
@@ -88,7 +86,7 @@ def test_an_override_file_restarts_only_the_container_of_that_host(tmp_path):
     override = ("-e", f"allmende_overrides_dir={overrides}")
     before = start_times()
     try:
-        deploy(PLAYBOOK, *STANDIN, *override)
+        deploy(PLAYBOOK, *override)
         after = start_times()
         assert after["node2"] != before["node2"]
         assert {n: after[n] for n in ("node1", "node3")} == {n: before[n] for n in ("node1", "node3")}
@@ -96,54 +94,57 @@ def test_an_override_file_restarts_only_the_container_of_that_host(tmp_path):
         assert "-m 64" in memcached_args(HOSTS["node1"])
         # a second run with the same override changes nothing
         again = start_times()
-        deploy(PLAYBOOK, *STANDIN, *override)
+        deploy(PLAYBOOK, *override)
         assert start_times() == again
     finally:
-        deploy(PLAYBOOK, *STANDIN)
+        deploy(PLAYBOOK)
     assert "-m 64" in memcached_args(HOSTS["node2"])
 
 
 def test_an_environment_change_recreates_the_containers():
     before = container_ids()
     try:
-        deploy(PLAYBOOK, *STANDIN, "-e", '{"memcached_environment": {"ALLMENDE_PROBE": "1"}}')
+        deploy(PLAYBOOK, "-e", '{"memcached_environment": {"ALLMENDE_PROBE": "1"}}')
         after = container_ids()
         assert all(after[n] != before[n] for n in HOSTS), (before, after)
         assert "ALLMENDE_PROBE=1" in inspect(HOSTS["node1"], "{{.Config.Env}}")
         assert all(HOSTS[n].service(UNIT).is_running for n in HOSTS)
     finally:
-        deploy(PLAYBOOK, *STANDIN)
+        deploy(PLAYBOOK)
     assert "ALLMENDE_PROBE" not in inspect(HOSTS["node1"], "{{.Config.Env}}")
 
 
 def test_a_moved_image_tag_recreates_the_container_on_that_host_only():
     node3 = HOSTS["node3"]
-    old_image = node3.check_output(f"podman image inspect --format '{{{{.Id}}}}' {IMAGE}")
+    # The image the role deployed: <testbed gateway>:<port>/allmende/memcached:<tag> from the local registry.
+    image = inspect(node3, "{{.ImageName}}")
+    assert image.split("/")[1:] == ["allmende", image.split("/")[-1]] and ":" in image.split("/")[0]
+    old_image = node3.check_output(f"podman image inspect --format '{{{{.Id}}}}' {image}")
     before = container_ids()
     try:
-        recipe = f"FROM {IMAGE}\\nLABEL allmende.test=moved\\n"
-        node3.check_output(f"printf '{recipe}' | podman build -q -t {IMAGE} -f - /tmp")
-        new_image = node3.check_output(f"podman image inspect --format '{{{{.Id}}}}' {IMAGE}")
+        recipe = f"FROM {image}\\nLABEL allmende.test=moved\\n"
+        node3.check_output(f"printf '{recipe}' | podman build -q -t {image} -f - /tmp")
+        new_image = node3.check_output(f"podman image inspect --format '{{{{.Id}}}}' {image}")
         assert new_image != old_image
-        deploy(PLAYBOOK, *STANDIN)
+        deploy(PLAYBOOK)
         after = container_ids()
         assert after["node3"] != before["node3"]
         assert {n: after[n] for n in ("node1", "node2")} == {n: before[n] for n in ("node1", "node2")}
         assert inspect(node3, "{{.Image}}") == new_image
     finally:
-        node3.run(f"podman tag {old_image} {IMAGE}")
-        deploy(PLAYBOOK, *STANDIN)
+        node3.run(f"podman tag {old_image} {image}")
+        deploy(PLAYBOOK)
     assert inspect(node3, "{{.Image}}") == old_image
 
 
 def test_check_action_reports_drift_and_changes_nothing():
-    assert drift(PLAYBOOK, *STANDIN) == {}
+    assert drift(PLAYBOOK) == {}
     node1, node2 = HOSTS["node1"], HOSTS["node2"]
     try:
         node1.check_output("echo '-v' >> /etc/allmende/memcached/memcached.conf")
         # systemctl: a container stopped behind systemd's back exits non-zero and is started again
         node2.check_output(f"systemctl stop {UNIT}")
-        found = drift(PLAYBOOK, *STANDIN)
+        found = drift(PLAYBOOK)
         assert set(found) == {"node1", "node2"}, found
         assert "memcached role" in found["node1"]
         assert "/etc/allmende/memcached/memcached.conf differs" in found["node1"]
@@ -152,19 +153,19 @@ def test_check_action_reports_drift_and_changes_nothing():
         assert "-v" in node1.file("/etc/allmende/memcached/memcached.conf").content_string
         assert not node2.service(UNIT).is_running
     finally:
-        deploy(PLAYBOOK, *STANDIN)
-    assert drift(PLAYBOOK, *STANDIN) == {}
+        deploy(PLAYBOOK)
+    assert drift(PLAYBOOK) == {}
 
 
 def test_stop_action_stops_every_container_and_deploy_starts_them_again():
     try:
-        deploy(PLAYBOOK, *STANDIN, "-e", "allmende_action=stop")
+        deploy(PLAYBOOK, "-e", "allmende_action=stop")
         for host in HOSTS.values():
             assert not host.service(UNIT).is_running
             assert not host.service(UNIT).is_enabled
             assert inspect(host, "{{.State.Status}}") != "running"
     finally:
-        deploy(PLAYBOOK, *STANDIN)
+        deploy(PLAYBOOK)
     for host in HOSTS.values():
         assert host.service(UNIT).is_running
 
