@@ -55,11 +55,66 @@ collection() {
   pytest -q tests/integration/test_collection.py
 }
 
-molecule_stage() {
-  for scenario in $MOLECULE_SCENARIOS; do
-    stage "molecule $scenario"
-    molecule test -s "$scenario"
+# Scenarios run in MOLECULE_LANES parallel lanes (default 2): each lane has its own testbed name,
+# state directory (testbeds, local registry) and registry port, and runs its scenarios one after
+# another; a scenario's output goes to .build/molecule/<scenario>.log and is printed when it fails.
+# Lanes are filled longest scenario first (minutes measured on a 2-core machine; unknown: 8).
+declare -A MOLECULE_MINUTES=([ceph]=12 [ovn_libvirt]=10 [mariadb]=12 [keystone]=12 [memcached]=8
+  [rabbitmq]=9 [loadbalancer]=9 [network]=6 [bootstrap]=5)
+
+molecule_lane() {
+  local lane=$1; shift
+  local scenario rc=0
+  for scenario in "$@"; do
+    printf '=== molecule %s (lane %s, %s)\n' "$scenario" "$lane" "$(date +%T)"
+    local begin=$SECONDS
+    if molecule test -s "$scenario" >"$ROOT/.build/molecule/$scenario.log" 2>&1; then
+      printf '=== molecule %s passed in %ss\n' "$scenario" "$((SECONDS - begin))"
+    else
+      printf '=== molecule %s FAILED in %ss (log below)\n' "$scenario" "$((SECONDS - begin))"
+      echo "$scenario" >>"$ROOT/.build/molecule/failed"
+      rc=1
+    fi
   done
+  return $rc
+}
+
+molecule_stage() {
+  local lanes=${MOLECULE_LANES:-2} i best scenario
+  mkdir -p .build/molecule
+  rm -f .build/molecule/failed
+  local -a order load assigned
+  mapfile -t order < <(for scenario in $MOLECULE_SCENARIOS; do
+    echo "${MOLECULE_MINUTES[$scenario]:-8} $scenario"; done | sort -k1,1nr -k2 | cut -d' ' -f2)
+  for ((i = 0; i < lanes; i++)); do load[i]=0; assigned[i]=""; done
+  for scenario in "${order[@]}"; do
+    best=0
+    for ((i = 1; i < lanes; i++)); do ((load[i] < load[best])) && best=$i; done
+    load[best]=$((load[best] + ${MOLECULE_MINUTES[$scenario]:-8}))
+    assigned[best]+=" $scenario"
+  done
+  local -a pids
+  for ((i = 0; i < lanes; i++)); do
+    [ -n "${assigned[i]}" ] || continue
+    stage "molecule lane $((i + 1)):${assigned[i]}"
+    # lane 1 keeps the defaults (testbed "molecule", the user's state directory, registry port 5043)
+    if ((i == 0)); then
+      molecule_lane 1 ${assigned[i]} &
+    else
+      ALLMENDE_TESTBED_NAME="molecule-lane$((i + 1))" ALLMENDE_STATE_DIR="$ROOT/.build/state-lane$((i + 1))" \
+        ALLMENDE_REGISTRY_PORT=$((5043 + i)) molecule_lane $((i + 1)) ${assigned[i]} &
+    fi
+    pids+=($!)
+  done
+  local failed=0
+  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  if ((failed)); then
+    while read -r scenario; do
+      printf '\n=== log of the failed scenario %s\n' "$scenario"
+      cat ".build/molecule/$scenario.log"
+    done <.build/molecule/failed
+    return 1
+  fi
 }
 
 integration() {

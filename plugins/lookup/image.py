@@ -37,7 +37,7 @@ options:
       - name: allmende_image_namespace
   tags:
     description: Tag per image name.
-    type: dict
+    type: raw
     default: {}
     vars:
       - name: allmende_image_tags
@@ -48,7 +48,7 @@ options:
       - name: allmende_image_tag
   names:
     description: Name in the registry per image name, where it differs.
-    type: dict
+    type: raw
     default: {}
     vars:
       - name: allmende_image_names
@@ -91,12 +91,20 @@ COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        tags = self.get_option("tags") or {}
-        names = self.get_option("names") or {}
-        default_tag = self.get_option("tag")
+        # Variables reach a lookup untemplated; these may be templates (the testbed's group_vars).
+        option = {
+            key: self._templar.template(self.get_option(key))
+            for key in ("registry", "namespace", "tags", "tag", "names", "release")
+        }
+        tags = option["tags"] or {}
+        names = option["names"] or {}
+        for key, value in (("tags", tags), ("names", names)):
+            if not isinstance(value, dict):
+                raise AnsibleLookupError("allmende_image_%s must be a mapping, got %r" % (key, value))
+        default_tag = option["tag"]
         if not default_tag:
             try:
-                default_tag = str(load(COLLECTION_ROOT, self.get_option("release"))["release"])
+                default_tag = str(load(COLLECTION_ROOT, option["release"])["release"])
             except ManifestError as exc:
                 raise AnsibleLookupError(str(exc)) from exc
         refs = []
@@ -104,7 +112,6 @@ class LookupModule(LookupBase):
             name = str(term)
             tag = tags.get(name) or default_tag
             refs.append(
-                "%s/%s/%s:%s"
-                % (self.get_option("registry"), self.get_option("namespace"), names.get(name, name), tag)
+                "%s/%s/%s:%s" % (option["registry"], option["namespace"], names.get(name, name), tag)
             )
         return refs
