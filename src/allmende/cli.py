@@ -404,6 +404,8 @@ def cmd_images(args: argparse.Namespace, console: Console) -> int:
         )
         for ref in pushed:
             console.print(f"pushed {ref}", highlight=False)
+        if not pushed:
+            console.print("nothing to push: the registry has every image", highlight=False)
         return 0
     request = images.BuildRequest(release=args.release, only=list(args.only or []), ca_files=ca, force=args.force)
     result = images.build(request, log=log)

@@ -242,6 +242,33 @@ def answers(address: str, timeout: float = 3) -> bool:
         return False
 
 
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+def registry_config_digest(address: str, repository: str, tag: str, timeout: float = 10) -> str | None:
+    """The config digest (the image ID) of repository:tag in the registry, None when it has no such tag."""
+    context = ssl.create_default_context(cafile=str(ca_file()))
+    request = urllib.request.Request(
+        f"https://{address}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
+            manifest = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise RegistryError(f"registry {address}: {repository}:{tag}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError, ssl.SSLError, ValueError) as exc:
+        raise RegistryError(f"registry {address}: {repository}:{tag}: {exc}") from exc
+    digest = (manifest.get("config") or {}).get("digest")
+    return str(digest) if digest else None
+
+
 def _start(listen: str, storage: Path, secret: str) -> int:
     if shutil.which(BINARY) is None:
         raise RegistryError(f"{BINARY} is not installed (run scripts/host-prereqs.sh)")
@@ -421,6 +448,12 @@ def push(request: PushRequest, log: Log = _quiet) -> list[str]:
     for name in names:
         source = images.ref_for(name, tags[name])
         target = f"{address}/allmende/{name}:{tags[name]}"
+        local = testbed.run(["podman", "image", "inspect", "--format", "{{.Id}}", source], check=False)
+        if local.returncode != 0:
+            raise UsageError(f"{source} is not on this machine (`allmende images build --only {name}`)")
+        if registry_config_digest(address, f"allmende/{name}", tags[name]) == f"sha256:{local.stdout.strip()}":
+            log(f"{target} is already in the registry")
+            continue
         log(f"pushing {source}")
         try:
             testbed.run(["podman", "push", "--cert-dir", str(cert_dir), source, f"docker://{target}"], timeout=900)

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from conftest import allmende
 
 from allmende import testbed
@@ -156,6 +157,14 @@ def test_a_node_pulls_from_the_local_registry_over_tls(built, tmp_path):
     assert local == sorted({f"127.0.0.1:{port}", gateway}), listening.stdout
     pushed = allmende("images", "push", "--only", IMAGE)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "pushed " in pushed.stdout
+    # The registry holds that image now (same config digest): a second push sends nothing.
+    again = allmende("images", "push", "--only", IMAGE)
+    assert again.returncode == 0 and "nothing to push" in again.stdout, again.stdout + again.stderr
+    # The testbed's inventory learns registry and tag (inventories/testbed/group_vars/all/images.yml).
+    recorded = yaml.safe_load((tb.dir / "images.yml").read_text())
+    assert recorded["allmende_image_tags"][IMAGE] == built["images"][-1]["tag"]
+    assert recorded["allmende_image_registry"] == gateway
     tag = built["images"][-1]["tag"]
     node = tb.nodes[0].container
     # The node's root is overlayfs: its podman keeps images in vfs storage (the point here is the pull),
