@@ -34,9 +34,9 @@ def sql(name, query):
 
 def wsrep(name):
     """The node's wsrep status variables, {} when the server does not answer."""
-    cmd = HOSTS[name].run(
-        "podman exec mariadb mariadb -N -B -e " + shlex.quote("SHOW GLOBAL STATUS WHERE Variable_name LIKE 'wsrep_%'")
-    )
+    query = shlex.quote("SHOW GLOBAL STATUS WHERE Variable_name LIKE 'wsrep_%'")
+    # podman exec into a stopped container exits 255, which testinfra takes for a lost connection
+    cmd = HOSTS[name].run(f"podman exec mariadb mariadb -N -B -e {query} 2>/dev/null || exit 1")
     if cmd.rc != 0:
         return {}
     return dict(line.split("\t", 1) for line in cmd.stdout.splitlines() if "\t" in line)
@@ -63,11 +63,13 @@ def table_state(name, table):
     return int(count), checksum
 
 
-def write_rows(name, table, count, tag):
+def write_rows(name, table, count, tag, fresh=False):
+    """Insert rows into allmende_test.<table> on one node (fresh: drop the table first)."""
     sql(
         name,
-        f"CREATE DATABASE IF NOT EXISTS allmende_test; "
-        f"CREATE TABLE IF NOT EXISTS allmende_test.{table} "
+        "CREATE DATABASE IF NOT EXISTS allmende_test; "
+        + (f"DROP TABLE IF EXISTS allmende_test.{table}; " if fresh else "")
+        + f"CREATE TABLE IF NOT EXISTS allmende_test.{table} "
         f"(id INT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(32), payload VARCHAR(64)); "
         + " ".join(
             f"INSERT INTO allmende_test.{table} (tag, payload) VALUES ('{tag}', SHA2('{tag}-{i}', 256));"
@@ -136,7 +138,7 @@ def test_containers_run_under_systemd_with_the_data_on_the_host(name):
 
 
 def test_rows_written_on_one_node_are_read_on_the_others():
-    write_rows("node1", "replicated", 5, "replication")
+    write_rows("node1", "replicated", 5, "replication", fresh=True)
     assert {name: table_state(name, "replicated") for name in HOSTS} == {
         name: table_state("node1", "replicated") for name in HOSTS
     }
@@ -159,7 +161,7 @@ def test_clustercheck_answers_200_on_a_synced_node_and_503_on_a_desynced_one():
 
 
 def test_recover_brings_back_a_cluster_killed_hard_from_the_most_advanced_node():
-    write_rows("node1", "killed", 20, "before-kill")
+    write_rows("node1", "killed", 20, "before-kill", fresh=True)
     before = table_state("node1", "killed")
     kill_hard(sorted(HOSTS))
     assert_stays_down()
@@ -174,7 +176,7 @@ def test_recover_brings_back_a_cluster_killed_hard_from_the_most_advanced_node()
 def test_recover_never_bootstraps_from_a_stale_node():
     # node1 (first in group order, the one a naive recovery picks) stops cleanly and misses writes
     HOSTS["node1"].check_output(f"systemctl stop {UNIT}")
-    write_rows("node2", "stale", 30, "after-node1-left")
+    write_rows("node2", "stale", 30, "after-node1-left", fresh=True)
     expected = table_state("node2", "stale")
     kill_hard(["node2", "node3"])
     assert_stays_down()
@@ -192,7 +194,7 @@ def test_recover_never_bootstraps_from_a_stale_node():
 
 
 def test_a_backup_is_brought_back_by_restore():
-    write_rows("node1", "backed_up", 10, "in-backup")
+    write_rows("node1", "backed_up", 10, "in-backup", fresh=True)
     backed_up = table_state("node1", "backed_up")
     result = deploy(PLAYBOOK, "-e", "allmende_action=backup")
     reports = messages(result, "backup ")
