@@ -38,12 +38,12 @@ options:
     description:
       - The deployment's configuration directory holding the store. Defaults to the directory of
         the host's inventory source.
-    type: path
+    type: str
     vars:
       - name: allmende_config_dir
   key_file:
     description: The vault key file. Defaults to C(vault.key) in I(dir).
-    type: path
+    type: str
     vars:
       - name: allmende_vault_key_file
 """
@@ -66,6 +66,8 @@ _raw:
   elements: str
 """
 
+import os
+
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
@@ -73,13 +75,20 @@ from ansible_collections.allmende.cloud.plugins.plugin_utils.secret_store import
 
 
 class LookupModule(LookupBase):
+    def _path(self, value):
+        value = self._templar.template(value) if value else value
+        return os.path.abspath(os.path.expanduser(str(value))) if value else None
+
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
         self.set_options(var_options=variables, direct=kwargs)
-        directory = self.get_option("dir") or variables.get("inventory_dir")
+        # Variables reach a lookup untemplated; these may be templates (the testbed's group_vars),
+        # so they are templated here and only then made paths.
+        directory = self._path(self.get_option("dir")) or variables.get("inventory_dir")
+        key_file = self._path(self.get_option("key_file"))
         check_mode = bool(variables.get("ansible_check_mode", False))
         try:
-            store = SecretStore(directory, self.get_option("key_file"))
+            store = SecretStore(directory, key_file)
             return [
                 store.get(str(term), self.get_option("kind"), self.get_option("length"), store=not check_mode)
                 for term in terms
