@@ -75,6 +75,10 @@ from ansible_collections.allmende.cloud.plugins.plugin_utils.secret_store import
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
+        # Variables reach a lookup untemplated; these may be templates (the testbed's group_vars).
+        for name in ("allmende_config_dir", "allmende_vault_key_file"):
+            if isinstance(variables.get(name), str):
+                variables = dict(variables, **{name: self._templar.template(variables[name])})
         self.set_options(var_options=variables, direct=kwargs)
         directory = self.get_option("dir") or variables.get("inventory_dir")
         check_mode = bool(variables.get("ansible_check_mode", False))
