@@ -652,10 +652,10 @@ def up(
     if tb is not None and len(tb.nodes) > nodes:
         log(f"testbed {name} has {len(tb.nodes)} nodes; keeping them (use `down` to shrink)")
     ensure_image(image, log=log)
+    pre = prefix(name)
     with network_lock():
         # podman networks are machine-wide: pick a free subnet and take it before another `up` can
         if tb is None:
-            pre = prefix(name)
             mgmt_net = f"{pre}-mgmt"
             tb = Testbed(name, image, mgmt_net, network_subnet(mgmt_net) or pick_subnet(subnet), f"{pre}-data")
         tb.image = image
