@@ -76,7 +76,9 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
         self.set_options(var_options=variables, direct=kwargs)
-        directory = self.get_option("dir") or variables.get("inventory_dir")
+        # Variables reach a lookup untemplated; allmende_config_dir may be a template (the testbed's
+        # group_vars), which would otherwise name a directory literally called "{{ ... }}".
+        directory = self._templar.template(self.get_option("dir")) or variables.get("inventory_dir")
         check_mode = bool(variables.get("ansible_check_mode", False))
         try:
             store = SecretStore(directory, self.get_option("key_file"))

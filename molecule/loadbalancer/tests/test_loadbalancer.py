@@ -35,7 +35,14 @@ EXTRA = [
         {
             "haproxy_tls_certificate": str(TLS_DIR / "vip.pem"),
             "haproxy_services_extra": {
-                "memcached": {"port": 11211, "mode": "tcp", "group": "control", "check": {"inter": "1s"}},
+                "memcached": {
+                    "port": 11211,
+                    "mode": "tcp",
+                    "group": "control",
+                    "check": {"inter": "1s"},
+                    "timeout_client": "10m",
+                    "timeout_server": "10m",
+                },
                 "health": {
                     "port": 8443,
                     "backend_port": 8404,
@@ -53,7 +60,19 @@ PROBE_DIR = Path(os.environ.get("ALLMENDE_STATE_DIR", "/tmp")) / "probes-loadbal
 
 def holders():
     """The nodes that have the VIP on an interface."""
-    return sorted(name for name, host in HOSTS.items() if f" {VIP}/" in host.run("ip -4 -o addr show").stdout)
+    # through podman, not SSH: a killed node simply has no addresses
+    found = []
+    for name, container in CONTAINER.items():
+        out = subprocess.run(
+            ["podman", "exec", container, "ip", "-4", "-o", "addr", "show"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+        if f" {VIP}/" in out:
+            found.append(name)
+    return sorted(found)
 
 
 def wait_for(condition, timeout=60.0, step=1.0):
