@@ -90,6 +90,12 @@ COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
+        # The options' variables as values: ansible-core 2.19 hands a lookup the raw templates of
+        # variables defined from other variables (the testbed's images.yml ones are).
+        option_vars = ("allmende_image_registry", "allmende_image_namespace", "allmende_image_tags")
+        option_vars += ("allmende_image_tag", "allmende_image_names", "allmende_release")
+        if variables is not None:
+            variables = {n: self._templar.template(variables[n]) for n in option_vars if n in variables}
         self.set_options(var_options=variables, direct=kwargs)
         tags = self.get_option("tags") or {}
         names = self.get_option("names") or {}
@@ -104,7 +110,6 @@ class LookupModule(LookupBase):
             name = str(term)
             tag = tags.get(name) or default_tag
             refs.append(
-                "%s/%s/%s:%s"
-                % (self.get_option("registry"), self.get_option("namespace"), names.get(name, name), tag)
+                "%s/%s/%s:%s" % (self.get_option("registry"), self.get_option("namespace"), names.get(name, name), tag)
             )
         return refs

@@ -74,7 +74,10 @@ from ansible_collections.allmende.cloud.plugins.plugin_utils.secret_store import
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
-        variables = variables or {}
+        # The variables as values: ansible-core 2.19 hands a lookup the raw templates of variables
+        # defined from other variables (the testbed's allmende_config_dir is).
+        option_vars = ("allmende_config_dir", "allmende_vault_key_file", "inventory_dir", "ansible_check_mode")
+        variables = {n: self._templar.template(variables[n]) for n in option_vars if n in (variables or {})}
         self.set_options(var_options=variables, direct=kwargs)
         directory = self.get_option("dir") or variables.get("inventory_dir")
         check_mode = bool(variables.get("ansible_check_mode", False))
