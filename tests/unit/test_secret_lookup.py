@@ -1,30 +1,63 @@
-"""The allmende.cloud.secret lookup: its directory and key file may be templates (the testbed's
-group_vars), and variables reach a lookup untemplated."""
+"""The allmende.cloud.secret and allmende.cloud.image lookups: variables reach a lookup
+untemplated, and the testbed's group_vars set them as templates. Run through ansible-playbook,
+as the roles use them (a play's vars are templates until something renders them)."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader, lookup_loader
-from ansible.template import Templar, trust_as_template
-
 ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    allmende_site_root: "{site}"
+    allmende_config_dir: "{{{{ allmende_site_root }}}}/inventory"
+    allmende_testbed_tags: {{memcached: 2026.1-abc}}
+    allmende_image_tags: "{{{{ allmende_testbed_tags }}}}"
+    allmende_image_registry: "{{{{ '10.9.8.1' }}}}:5043"
+  tasks:
+    - name: Read a secret twice and name two images
+      ansible.builtin.debug:
+        msg: >-
+          {{{{ [lookup('allmende.cloud.secret', 'probe'), lookup('allmende.cloud.secret', 'probe'),
+               lookup('allmende.cloud.image', 'memcached'), lookup('allmende.cloud.image', 'keystone')] | to_json }}}}
+"""
 
 
-def test_a_templated_configuration_directory_is_templated_before_it_is_a_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # an untemplated relative path would land here
+def run_play(tmp_path):
     site = tmp_path / "site"
-    variables = {
-        "allmende_site_root": str(site),
-        "allmende_config_dir": trust_as_template("{{ allmende_site_root }}/inventory"),
-    }
-    loader = DataLoader()
-    init_plugin_loader([str(ROOT / ".build" / "collections")])
-    lookup = lookup_loader.get(
-        "allmende.cloud.secret", loader=loader, templar=Templar(loader=loader, variables=variables)
+    play = tmp_path / "play.yml"
+    play.write_text(PLAYBOOK.format(site=site))
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
+        ANSIBLE_STDOUT_CALLBACK="json",
+        ANSIBLE_LOCALHOST_WARNING="false",
     )
-    first = lookup.run(["mariadb_probe"], variables=variables)[0]
-    assert (site / "inventory" / "secrets.yml").is_file()
-    assert (site / "inventory" / "vault.key").is_file()
-    # nothing under a directory literally named after the template
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(play)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return site, proc.stdout
+
+
+def test_templated_variables_are_rendered_before_the_lookups_use_them(tmp_path):
+    site, out = run_play(tmp_path)
+    result = json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
+    first, second, memcached, keystone = json.loads(result) if isinstance(result, str) else result
+    # the store is where the template points, and nothing under a directory named after the template
+    assert (site / "inventory" / "secrets.yml").is_file() and (site / "inventory" / "vault.key").is_file()
     assert not any("{{" in p.name for p in tmp_path.rglob("*"))
-    assert lookup.run(["mariadb_probe"], variables=variables)[0] == first
+    assert first == second and len(first) >= 16
+    assert memcached == "10.9.8.1:5043/allmende/memcached:2026.1-abc"
+    assert keystone.startswith("10.9.8.1:5043/allmende/keystone:20")
