@@ -96,13 +96,15 @@ molecule_stage() {
   local -a pids
   for ((i = 0; i < lanes; i++)); do
     [ -n "${assigned[i]}" ] || continue
+    local -a list
+    read -ra list <<<"${assigned[i]}"
     stage "molecule lane $((i + 1)):${assigned[i]}"
     # lane 1 keeps the defaults (testbed "molecule", the user's state directory, registry port 5043)
     if ((i == 0)); then
-      molecule_lane 1 ${assigned[i]} &
+      molecule_lane 1 "${list[@]}" &
     else
       ALLMENDE_TESTBED_NAME="molecule-lane$((i + 1))" ALLMENDE_STATE_DIR="$ROOT/.build/state-lane$((i + 1))" \
-        ALLMENDE_REGISTRY_PORT=$((5043 + i)) molecule_lane $((i + 1)) ${assigned[i]} &
+        ALLMENDE_REGISTRY_PORT=$((5043 + i)) molecule_lane $((i + 1)) "${list[@]}" &
     fi
     pids+=($!)
   done

@@ -177,7 +177,8 @@ def test_no_generated_password_in_any_container_log_or_journal():
     for name, host in HOSTS.items():
         containers = host.check_output("podman ps --all --format '{{.Names}}'").split()
         assert "keystone" in containers
-        texts = {c: (lambda r: r.stdout + r.stderr)(host.run(f"podman logs {c}")) for c in containers}
+        logs = {c: host.run(f"podman logs {c}") for c in containers}
+        texts = {c: r.stdout + r.stderr for c, r in logs.items()}
         texts["journal"] = host.check_output("journalctl --no-pager -o cat")
         for source, text in texts.items():
             leaked = [i for i, v in enumerate(values) if v in text]
