@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None
 
 RELEASE_NAME = re.compile(r"^\d{4}\.[12]$")
+VERSION = re.compile(r"^\d+(\.\d+)*")
 SOURCES = ("debian", "pypi", "upstream", "container")
 # Debian suites an image can be built on (images.suite), with the Python 3 they ship.
 IMAGE_SUITES = {"bookworm": "3.11", "trixie": "3.13"}
@@ -53,6 +54,20 @@ def available_releases(collection_root):
     return names
 
 
+def version_tuple(version):
+    """The leading numeric part of an upstream version ('25.03.0', '18.2.7', '10.0') as a tuple of ints."""
+    match = VERSION.match(str(version))
+    if not match:
+        raise ValueError("%r does not start with a version number" % (version,))
+    return tuple(int(part) for part in match.group(0).split("."))
+
+
+def at_least(version, minimum):
+    """Whether `version` is `minimum` or newer, comparing as many fields as `minimum` has ('25.03.0' >= '24.03')."""
+    wanted = version_tuple(minimum)
+    return version_tuple(version)[: len(wanted)] >= wanted
+
+
 def _validate_versioned(section, entries, add, needs_packages):
     """Problems of a components-like table (services, openstack): source, version, apt, packages."""
     for cname, comp in sorted(entries.items()):
@@ -78,6 +93,14 @@ def _validate_versioned(section, entries, add, needs_packages):
         package = comp.get("package")
         if package is not None and (not isinstance(package, str) or not package.strip()):
             add(field + ".package", "must be a PyPI project name")
+        if "minimum" in comp:
+            try:
+                below = comp.get("version") and not at_least(comp["version"], comp["minimum"])
+            except ValueError as exc:
+                add(field + ".minimum", str(exc))
+                continue
+            if below:
+                add(field + ".version", "%s is below the minimum %s" % (comp["version"], comp["minimum"]))
 
 
 def _validate_images(images, add, releases_root):

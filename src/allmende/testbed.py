@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -28,7 +29,7 @@ import yaml
 from allmende import paths
 
 LABEL = "allmende.testbed"
-DEFAULT_IMAGE = "localhost/allmende-node:bookworm"
+IMAGE_REPOSITORY = "localhost/allmende-node"
 SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
 DEFAULT_SUBNET_INDEX = 10
 # Machine-wide, like the podman networks it protects (not in the per-user state directory).
@@ -50,8 +51,10 @@ BASE_PACKAGES = (
     "less",
 )
 # Bumped when the image recipe below changes in a way the package list does not show.
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 NODE_ULIMITS = ("nofile=20000:20000", "nproc=4096:4096")
+# Suites that configure apt in deb822 format (/etc/apt/sources.list.d/debian.sources).
+DEB822_SUITES = frozenset({"trixie"})
 
 
 class TestbedError(RuntimeError):
@@ -220,6 +223,25 @@ def groups_for(index: int, count: int) -> list[str]:
 # ---------------------------------------------------------------- base image
 
 
+def release_suite(name: str | None = None) -> str:
+    """The node OS suite (base.suite) of a release manifest; default: the current release."""
+    path = paths.collection_root() / "plugins" / "module_utils" / "release.py"
+    spec = importlib.util.spec_from_file_location("allmende_release", path)
+    if spec is None or spec.loader is None:
+        raise TestbedError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        data = module.load(str(paths.collection_root()), name)
+    except module.ManifestError as exc:
+        raise TestbedError(f"release manifest: {exc}") from exc
+    return str(data["base"]["suite"])
+
+
+def image_for(suite: str) -> str:
+    return f"{IMAGE_REPOSITORY}:{suite}"
+
+
 def recipe_hash(suite: str, mirror: str) -> str:
     text = "|".join([RECIPE_VERSION, suite, mirror, *BASE_PACKAGES])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -237,8 +259,11 @@ def apt_valid_until_disabled() -> bool:
 
 
 def ensure_image(
-    image: str = DEFAULT_IMAGE, suite: str = "bookworm", mirror: str | None = None, log: Log = _quiet
+    image: str | None = None, suite: str | None = None, mirror: str | None = None, log: Log = _quiet
 ) -> str:
+    """Build the node image of `suite` (default: the current release's) unless it is up to date."""
+    suite = suite or release_suite()
+    image = image or image_for(suite)
     mirror = mirror or os.environ.get("ALLMENDE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
     wanted = recipe_hash(suite, mirror)
     if image_label(image) == wanted:
@@ -285,9 +310,17 @@ def ensure_image(
 
 def _configure_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
     security = mirror.rsplit("/", 1)[0] + "/debian-security"
-    (rootfs / "etc/apt/sources.list").write_text(
-        f"deb {mirror} {suite} main\ndeb {mirror} {suite}-updates main\ndeb {security} {suite}-security main\n"
-    )
+    if suite in DEB822_SUITES:
+        (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+        keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+        (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(
+            f"Types: deb\nURIs: {mirror}\nSuites: {suite} {suite}-updates\nComponents: main\nSigned-By: {keyring}\n\n"
+            f"Types: deb\nURIs: {security}\nSuites: {suite}-security\nComponents: main\nSigned-By: {keyring}\n"
+        )
+    else:
+        (rootfs / "etc/apt/sources.list").write_text(
+            f"deb {mirror} {suite} main\ndeb {mirror} {suite}-updates main\ndeb {security} {suite}-security main\n"
+        )
     apt_conf = ['APT::Install-Recommends "false";', 'APT::Keep-Downloaded-Packages "true";']
     if apt_valid_until_disabled():
         apt_conf.append('Acquire::Check-Valid-Until "false";')
@@ -316,11 +349,16 @@ def _configure_rootfs(rootfs: Path, suite: str, mirror: str) -> None:
         "getty.target",
         "console-getty.service",
         "systemd-timesyncd.service",
+        # A container cannot load kernel modules; the unit would only fail (trixie: systemd degraded).
+        "systemd-modules-load.service",
     ):
         link = rootfs / "etc/systemd/system" / unit
         if not link.exists():
             link.symlink_to("/dev/null")
     (rootfs / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    # podman 5 warns on every call on a cgroups v1 machine; the nodes inherit the machine's cgroups.
+    with (rootfs / "etc/environment").open("a") as env:
+        env.write("PODMAN_IGNORE_CGROUPSV1_WARNING=1\n")
 
 
 # ---------------------------------------------------------------- podman objects
@@ -463,6 +501,10 @@ def container_storage(tb: Testbed, node: Node) -> Path:
     path = tb.dir / "containers" / node.name
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def image_suite(image: str) -> str:
+    return image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
 
 
 def create_node(tb: Testbed, node: Node, apt_cache: Path) -> None:
@@ -636,7 +678,7 @@ def up(
     subnet: str | None = None,
     disks: int = 2,
     disk_size: str = "20G",
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     log: Log = _quiet,
 ) -> Testbed:
     validate_name(name)
@@ -646,12 +688,15 @@ def up(
         raise TestbedError(f"--disks {disks}: choose between 0 and 8")
     if shutil.which("podman") is None:
         raise TestbedError("podman is not installed (run scripts/host-prereqs.sh)")
+    image = image or image_for(release_suite())
     tb = Testbed.load(name)
     if tb is not None and subnet and subnet != tb.mgmt_subnet:
         raise TestbedError(f"testbed {name} already uses subnet {tb.mgmt_subnet}; `down` it first to change")
+    if tb is not None and tb.nodes and tb.image != image:
+        raise TestbedError(f"testbed {name} runs {tb.image}, the release wants {image}; `down` it first to change")
     if tb is not None and len(tb.nodes) > nodes:
         log(f"testbed {name} has {len(tb.nodes)} nodes; keeping them (use `down` to shrink)")
-    ensure_image(image, log=log)
+    ensure_image(image, suite=image_suite(image) or None, log=log)
     pre = prefix(name)
     with network_lock():
         # podman networks are machine-wide: pick a free subnet and take it before another `up` can

@@ -101,3 +101,38 @@ def test_openstack_needs_the_images_section():
     assert release.validate(data, "releases/x.yml") == [
         "releases/x.yml: images: missing (the openstack section needs images.constraints)"
     ]
+
+
+def test_versions_compare_by_number_and_as_many_fields_as_the_minimum_has():
+    assert release.at_least("25.03.0", "24.03")
+    assert release.at_least("24.03", "24.03")
+    assert not release.at_least("23.03.1", "24.03")
+    assert not release.at_least("3.1.0", "3.3")
+    assert release.at_least("3.10", "3.3")  # numbers, not strings
+    assert release.at_least("18.2.7", "18.2")
+    with pytest.raises(ValueError, match="version number"):
+        release.version_tuple("reef")
+
+
+def test_a_version_below_its_minimum_is_a_manifest_problem():
+    data = {
+        "release": "2026.1",
+        "base": {"distribution": "debian", "suite": "bookworm"},
+        "components": {
+            "ovn": {"source": "debian", "version": "23.03.1", "apt": "23.03.1-*", "minimum": "24.03"},
+            "ceph": {"source": "debian", "version": "18.2.7", "apt": "18.2.7+*", "minimum": "latest"},
+        },
+    }
+    problems = release.validate(data, "releases/x.yml")
+    assert problems == [
+        "releases/x.yml: components.ceph.minimum: 'latest' does not start with a version number",
+        "releases/x.yml: components.ovn.version: 23.03.1 is below the minimum 24.03",
+    ]
+
+
+def test_the_current_release_meets_every_minimum_it_declares():
+    data = release.load(str(ROOT))
+    declared = {name: comp for name, comp in data["components"].items() if "minimum" in comp}
+    assert {"ovn", "openvswitch"} <= set(declared)
+    for comp in declared.values():
+        assert release.at_least(comp["version"], comp["minimum"])

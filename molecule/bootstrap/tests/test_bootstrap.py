@@ -2,11 +2,15 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 from allmende.testbed import Testbed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
+from check_action import ansible_playbook
 
 ROOT = Path(__file__).resolve().parents[3]
 RELEASE = yaml.safe_load((ROOT / "releases" / "index.yml").read_text())["current"]
@@ -108,6 +112,42 @@ def test_packages_and_podman_version_from_the_manifest(host):
     for name in ("chrony", "curl", "jq", "tcpdump", "podman", "crun"):
         assert host.package(name).is_installed, name
     assert host.package("podman").version.startswith(MANIFEST["components"]["podman"]["version"])
+
+
+def test_packages_held_and_pinned_at_the_manifest_version(host):
+    held = host.check_output("apt-mark showhold").split()
+    for component in ("podman", "crun", "chrony"):
+        assert component in held, component
+        version = host.package(component).version
+        assert version.startswith(MANIFEST["components"][component]["version"]), (component, version)
+        pref = host.file(f"/etc/apt/preferences.d/allmende-{component}.pref").content_string
+        assert f"Package: {component}\nPin: version {MANIFEST['components'][component]['apt']}\n" in pref
+    assert "uidmap" not in held  # a dependency installed at any version
+
+
+def test_a_deploy_with_another_version_than_installed_refuses_and_changes_nothing(host):
+    """A bumped version (as a changed manifest would give) stops a plain deploy before anything moves."""
+    if node_of(host).name != "node1":
+        return
+    before = host.package("podman").version
+    pref = host.file("/etc/apt/preferences.d/allmende-podman.pref").content_string
+    rc, result = ansible_playbook(
+        str(ROOT / "playbooks" / "bootstrap.yml"), "--limit", "node1", "-e", "bootstrap_podman_apt_version=99.1.0+*"
+    )
+    assert rc != 0
+    messages = [
+        str(res.get("msg", ""))
+        for play in result["plays"]
+        for task in play["tasks"]
+        for name, res in task["hosts"].items()
+        if name == "node1" and res.get("failed")
+    ]
+    assert len(messages) == 1, messages
+    assert f"podman: podman {before} installed, the release manifest wants 99.1.0+*" in messages[0]
+    assert "allmende_action=upgrade" in messages[0]
+    assert result["stats"]["node1"]["changed"] == 0
+    assert host.package("podman").version == before
+    assert host.file("/etc/apt/preferences.d/allmende-podman.pref").content_string == pref
 
 
 def test_podman_runs_a_container_inside_the_host(host):

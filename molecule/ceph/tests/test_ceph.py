@@ -113,6 +113,10 @@ def test_packages_at_the_release_version_and_pinned(host):
         assert host.package(package).version.startswith(version + "+"), package
     pin = host.file("/etc/apt/preferences.d/allmende-ceph.pref").content_string
     assert f"Pin: version {MANIFEST['components']['ceph']['apt']}" in pin
+    held = host.check_output("apt-mark showhold").split()
+    for package in ("ceph-common", "ceph-mon", "ceph-mgr", "ceph-osd"):
+        assert package in held, package
+    assert "udev" not in held
 
 
 def test_ceph_conf_names_the_cluster_and_all_monitors(host):

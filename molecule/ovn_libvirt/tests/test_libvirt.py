@@ -4,10 +4,16 @@ import json
 import os
 import time
 import uuid
+from pathlib import Path
 
 import testinfra
+import yaml
 
 from allmende.testbed import Testbed
+
+ROOT = Path(__file__).resolve().parents[3]
+RELEASE = yaml.safe_load((ROOT / "releases" / "index.yml").read_text())["current"]
+MANIFEST = yaml.safe_load((ROOT / "releases" / f"{RELEASE}.yml").read_text())
 
 TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
 assert TESTBED is not None, "the scenario's testbed does not exist"
@@ -71,8 +77,21 @@ def domain_xml(name, virt_type, cpu_mode, serial):
 def test_libvirt_answers(host):
     assert host.service("libvirtd").is_enabled
     out = host.check_output("virsh --connect qemu:///system version")
-    assert "Using library: libvirt 9.0.0" in out
-    assert "Running hypervisor: QEMU 7.2" in out
+    components = MANIFEST["components"]
+    assert f"Using library: libvirt {components['libvirt']['version']}" in out
+    assert f"Running hypervisor: QEMU {components['qemu']['version']}" in out
+
+
+def test_libvirt_and_qemu_held_at_the_manifest_version(host):
+    held = host.check_output("apt-mark showhold").split()
+    for component, packages in {
+        "libvirt": ("libvirt-daemon-system", "libvirt-clients", "libvirt-daemon"),
+        "qemu": ("qemu-system-x86", "qemu-utils", "qemu-block-extra"),
+    }.items():
+        for package in packages:
+            assert package in held, package
+        pref = host.file(f"/etc/apt/preferences.d/allmende-{component}.pref").content_string
+        assert f"Pin: version {MANIFEST['components'][component]['apt']}\n" in pref
 
 
 def test_virt_type_is_detected_and_recorded(host):

@@ -1,15 +1,32 @@
 """What allmende.cloud.openvswitch, ovn_central and ovn_controller must leave on the testbed."""
 
+import importlib.util
 import json
 import os
 import re
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 from allmende.testbed import Testbed
+
+ROOT = Path(__file__).resolve().parents[3]
+RELEASE = yaml.safe_load((ROOT / "releases" / "index.yml").read_text())["current"]
+MANIFEST = yaml.safe_load((ROOT / "releases" / f"{RELEASE}.yml").read_text())
+
+
+def release_module():
+    """plugins/module_utils/release.py, for comparing versions the way the manifest validation does."""
+    path = ROOT / "plugins" / "module_utils" / "release.py"
+    spec = importlib.util.spec_from_file_location("allmende_release_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
 assert TESTBED is not None, "the scenario's testbed does not exist"
@@ -92,6 +109,25 @@ def serving(name, db):
 
 def expected_servers(db):
     return sorted(f"tcp:{NODES[h].address}:{DBS[db]['raft']}" for h in CONTROL)
+
+
+def test_ovn_and_ovs_at_the_manifest_version_and_neutrons_minimum(host):
+    """The tools report the manifest's versions, which meet the manifest's minimum (Neutron's)."""
+    release = release_module()
+    for component, command in (("ovn", "ovn-nbctl --version"), ("openvswitch", "ovs-vsctl --version")):
+        first = host.check_output(command).splitlines()[0]
+        version = first.split()[-1]
+        wanted = MANIFEST["components"][component]
+        assert version.startswith(wanted["version"]), first
+        assert release.at_least(version, wanted["minimum"]), first
+    held = host.check_output("apt-mark showhold").split()
+    expected = {"ovn-host", "ovn-common", "openvswitch-switch", "openvswitch-common"}
+    if node_of(host).name in CONTROL:
+        expected.add("ovn-central")
+    assert expected <= set(held)
+    for component in ("ovn", "openvswitch"):
+        pref = host.file(f"/etc/apt/preferences.d/allmende-{component}.pref").content_string
+        assert f"Pin: version {MANIFEST['components'][component]['apt']}\n" in pref
 
 
 @pytest.mark.parametrize("db", sorted(DBS))
