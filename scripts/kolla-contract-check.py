@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
     finally:
         if not args.keep:
-            for cmd in ([allmende, "testbed", "down", args.name], [allmende, "registry", "down"]):
+            for cmd in ([allmende, "testbed", "down", "--name", args.name], [allmende, "registry", "down"]):
                 subprocess.run(cmd, check=False, timeout=900, env=env)
         log(
             f"{'PASSED' if ok else 'FAILED'} after {time.monotonic() - began:.0f}s "
