@@ -8,10 +8,15 @@ COLLECTION_LINK := .build/collections/ansible_collections/allmende/cloud
 
 .PHONY: cloud test prereqs venv lint unit sanity collection molecule integration bench bench-netbox clean
 
-## cloud: a local NetBox, the testbed registered in it, and the cloud deployed onto it (the main job)
+## cloud: a local NetBox, the testbed registered in it, the control plane's images built and served
+## to it by the local registry, and the cloud deployed onto it (the main job)
+cloud: export ALLMENDE_TESTBED_NAME := $(or $(ALLMENDE_TESTBED_NAME),default)
 cloud: venv
 	$(BIN)/allmende netbox up
 	$(BIN)/allmende testbed up --netbox
+	$(BIN)/allmende images build
+	$(BIN)/allmende registry up --testbed $$ALLMENDE_TESTBED_NAME
+	$(BIN)/allmende images push
 	$(BIN)/allmende apply site
 
 ## test: everything CI runs (lint, unit tests, collection build, molecule scenarios, driver integration)

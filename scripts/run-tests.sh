@@ -58,8 +58,10 @@ collection() {
 # Scenarios run in MOLECULE_LANES parallel lanes (default 2): each lane has its own testbed name,
 # state directory (testbeds, local registry) and registry port, and runs its scenarios one after
 # another; a scenario's output goes to .build/molecule/<scenario>.log and is printed when it fails.
+# When both stages run, the integration stage runs beside the lanes (its output in
+# .build/integration.log, printed when it ends).
 # Lanes are filled longest scenario first (minutes measured on a 2-core machine; unknown: 8).
-declare -A MOLECULE_MINUTES=([ceph]=23 [mariadb]=15 [ovn_libvirt]=15 [keystone]=13 [loadbalancer]=13 [memcached]=10
+declare -A MOLECULE_MINUTES=([ceph]=23 [mariadb]=15 [ovn_libvirt]=15 [control_plane]=17 [loadbalancer]=13 [memcached]=10
   [rabbitmq]=10 [network]=5 [bootstrap]=2)
 
 molecule_lane() {
@@ -99,13 +101,10 @@ molecule_stage() {
     local -a list
     read -ra list <<<"${assigned[i]}"
     stage "molecule lane $((i + 1)):${assigned[i]}"
-    # lane 1 keeps the defaults (testbed "molecule", the user's state directory, registry port 5043)
-    if ((i == 0)); then
-      molecule_lane 1 "${list[@]}" &
-    else
-      ALLMENDE_TESTBED_NAME="molecule-lane$((i + 1))" ALLMENDE_STATE_DIR="$ROOT/.build/state-lane$((i + 1))" \
-        ALLMENDE_REGISTRY_PORT=$((5043 + i)) molecule_lane $((i + 1)) "${list[@]}" &
-    fi
+    # every lane has its own testbed name, state directory and registry port; the user's own
+    # state directory (its NetBox, the registry on port 5043) is left to the integration stage
+    ALLMENDE_TESTBED_NAME="molecule-lane$((i + 1))" ALLMENDE_STATE_DIR="$ROOT/.build/state-lane$((i + 1))" \
+      ALLMENDE_REGISTRY_PORT=$((5044 + i)) molecule_lane $((i + 1)) "${list[@]}" &
     pids+=($!)
   done
   local failed=0
@@ -129,10 +128,13 @@ integration() {
   stage "images: memcached built twice (the second builds nothing), kolla contract on 127.0.0.1, pushed to the local registry and pulled by a node over TLS"
   pytest -q tests/integration/test_images.py
   stage "NetBox integration (real NetBox on 127.0.0.1)"
-  if [ -n "${netbox_pid:-}" ]; then
-    # started in the background at the beginning (its first database migration takes minutes)
-    wait "$netbox_pid" || { cat "$netbox_log"; echo "allmende netbox up failed"; exit 1; }
+  if [ -n "${netbox_log:-}" ]; then
+    # started in the background at the beginning (its first database migration takes minutes);
+    # its exit status lands in a file, so a subshell can wait for it too (bounded: 30 min)
+    local waited=0
+    while [ ! -s "$netbox_log.rc" ] && ((waited < 1800)); do sleep 5; waited=$((waited + 5)); done
     cat "$netbox_log"
+    [ "$(cat "$netbox_log.rc" 2>/dev/null)" = 0 ] || { echo "allmende netbox up failed"; exit 1; }
   else
     allmende netbox up
   fi
@@ -148,13 +150,36 @@ if [[ " ${stages[*]} " == *" integration "* ]] && [ "${stages[0]}" != integratio
   # NetBox comes up (and on a fresh machine migrates its database) while the other stages run.
   mkdir -p .build
   netbox_log=.build/netbox-up.log
-  allmende netbox up >"$netbox_log" 2>&1 &
-  netbox_pid=$!
+  rm -f "$netbox_log.rc"
+  (allmende netbox up >"$netbox_log" 2>&1 && echo 0 >"$netbox_log.rc" || echo 1 >"$netbox_log.rc") &
 fi
+integration_pid=""
 for s in "${stages[@]}"; do
   case "$s" in
-    lint|unit|sanity|collection|integration) "$s" ;;
-    molecule) molecule_stage ;;
+    lint|unit|sanity|collection) "$s" ;;
+    integration)
+      if [ -n "$integration_pid" ]; then
+        wait "$integration_pid" && rc=0 || rc=$?
+        cat .build/integration.log
+        ((rc == 0)) || { echo "integration stage failed (log above)"; exit 1; }
+      else
+        integration
+      fi
+      ;;
+    molecule)
+      if [[ " ${stages[*]} " == *" integration "* ]]; then
+        stage "integration (beside the molecule lanes; output in .build/integration.log)"
+        (set -e; integration) >.build/integration.log 2>&1 &
+        integration_pid=$!
+      fi
+      if ! molecule_stage; then
+        if [ -n "$integration_pid" ] && ! wait "$integration_pid"; then
+          printf '\n=== the integration stage failed too\n'
+          cat .build/integration.log
+        fi
+        exit 1
+      fi
+      ;;
     *) echo "unknown stage $s (lint unit sanity collection molecule integration)"; exit 2 ;;
   esac
 done

@@ -298,7 +298,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     try:
-        checks = probe.checks_from_args(args.tcp, args.http, args.rate)
+        checks = probe.checks_from_args(args.tcp, args.http, args.rate, args.token)
         runner = probe.Probe(checks, args.duration)
     except probe.ProbeError as exc:
         console.print(f"[red]probe:[/] {exc}", highlight=False)
@@ -520,6 +520,14 @@ def build_parser() -> argparse.ArgumentParser:
     pp = sub.add_parser("probe", help="call services at a fixed rate for a bounded time and report availability")
     pp.add_argument("--tcp", action="append", default=[], metavar="NAME=HOST:PORT", help="TCP connect check")
     pp.add_argument("--http", action="append", default=[], metavar="NAME=URL", help="HTTP GET check (200 expected)")
+    pp.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="issue a Keystone token at the identity URL with the OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME "
+        "(and OS_*_DOMAIN_NAME) credentials from the environment (201 expected)",
+    )
     pp.add_argument("--rate", type=float, default=5.0, help="calls per second per check (default 5, at most 50)")
     pp.add_argument("--duration", type=float, default=60.0, help="seconds to probe (default 60)")
     pp.add_argument("--out", type=Path, help="directory for probe.json and probe.svg (default: the state directory)")

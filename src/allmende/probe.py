@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import socket
 import threading
 import time
@@ -223,6 +224,72 @@ def http_check(url: str, timeout: float = 5.0, expect: tuple[int, ...] = (200,))
     return call
 
 
+# The credentials a token check authenticates with: the environment variables the openstack CLI
+# reads (never command-line arguments, which every process on the host can see).
+TOKEN_ENV = {
+    "OS_USERNAME": None,
+    "OS_PASSWORD": None,
+    "OS_PROJECT_NAME": None,
+    "OS_USER_DOMAIN_NAME": "Default",
+    "OS_PROJECT_DOMAIN_NAME": "Default",
+}
+
+
+def token_credentials(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The OS_* credentials of a token check; ProbeError naming every missing variable."""
+    environ = os.environ if environ is None else environ
+    values = {key: environ.get(key) or default for key, default in TOKEN_ENV.items()}
+    missing = [key for key, value in values.items() if not value]
+    if missing:
+        raise ProbeError(f"--token needs the environment variable(s) {', '.join(missing)}")
+    return {key: str(value) for key, value in values.items()}
+
+
+def token_check(url: str, credentials: dict[str, str], timeout: float = 5.0) -> Callable[[], None]:
+    """Issue a new Keystone token (POST /v3/auth/tokens with a password): a write through the API,
+    its database and its fernet keys, not only a GET."""
+    base = url.rstrip("/")
+    endpoint = (base if base.endswith("/v3") else base + "/v3") + "/auth/tokens"
+    body = json.dumps(
+        {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": credentials["OS_USERNAME"],
+                            "domain": {"name": credentials["OS_USER_DOMAIN_NAME"]},
+                            "password": credentials["OS_PASSWORD"],
+                        }
+                    },
+                },
+                "scope": {
+                    "project": {
+                        "name": credentials["OS_PROJECT_NAME"],
+                        "domain": {"name": credentials["OS_PROJECT_DOMAIN_NAME"]},
+                    }
+                },
+            }
+        }
+    ).encode()
+
+    def call() -> None:
+        request = urllib.request.Request(
+            endpoint, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                status = resp.status
+                issued = resp.headers.get("X-Subject-Token", "")
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            status, issued = exc.code, ""
+        if status != 201 or not issued:
+            raise ProbeError(f"HTTP {status}" + ("" if issued else ", no token"))
+
+    return call
+
+
 def parse_target(text: str, kind: str) -> tuple[str, str]:
     """NAME=VALUE from the command line (--tcp web=10.0.0.5:80, --http keystone=http://vip:5000/v3)."""
     name, sep, value = text.partition("=")
@@ -231,7 +298,7 @@ def parse_target(text: str, kind: str) -> tuple[str, str]:
     return name, value
 
 
-def checks_from_args(tcp: list[str], http: list[str], rate: float) -> list[Check]:
+def checks_from_args(tcp: list[str], http: list[str], rate: float, token: list[str] | None = None) -> list[Check]:
     checks: list[Check] = []
     problems = []
     for text in tcp:
@@ -251,6 +318,21 @@ def checks_from_args(tcp: list[str], http: list[str], rate: float) -> list[Check
             checks.append(Check(name, http_check(url), rate))
         except ProbeError as exc:
             problems.append(str(exc))
+    if token:
+        try:
+            credentials = token_credentials()
+        except ProbeError as exc:
+            problems.append(str(exc))
+            credentials = {}
+        for text in token:
+            try:
+                name, url = parse_target(text, "token")
+                if not url.startswith(("http://", "https://")):
+                    raise ProbeError(f"--token {text!r}: the URL must start with http:// or https://")
+                if credentials:
+                    checks.append(Check(name, token_check(url, credentials), rate))
+            except ProbeError as exc:
+                problems.append(str(exc))
     if problems:
         raise ProbeError("; ".join(problems))
     return checks

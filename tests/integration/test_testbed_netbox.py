@@ -2,7 +2,8 @@
 
 NetBox -> inventory plugin allmende.cloud.netbox -> `allmende apply network`, then `allmende apply
 site` (bootstrap, host networking with the data NIC on the Open vSwitch bridge br-data, OVS/OVN
-with the tunnel on br-data, libvirt, Ceph on the storage network) twice: 0 failed, then 0 changed.
+with the tunnel on br-data, libvirt, Ceph on the storage network, the control plane from the
+images the local registry serves) twice: 0 failed, then 0 changed; a token through the VIP.
 Then Ceph's health and monitor addresses, the OVN chassis' encap IPs, and packets (ICMP and a TCP
 transfer) between two logical ports on different chassis across the Geneve tunnel.
 """
@@ -68,6 +69,10 @@ def bed():
     assert allmende("netbox", "up").returncode == 0
     proc = allmende("testbed", "up", "--name", NAME, "--nodes", "3", "--disks", "1", "--disk-size", "1G", "--netbox")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the control plane's images, as `make cloud` gets them to its testbed
+    for step in (["images", "build"], ["registry", "up", "--testbed", NAME], ["images", "push"]):
+        proc = allmende(*step)
+        assert proc.returncode == 0, f"allmende {' '.join(step)}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
     tb = testbed.Testbed.load(NAME)
     yield tb
     if not os.environ.get("ALLMENDE_KEEP_TESTBED"):
@@ -130,6 +135,34 @@ def test_a_second_site_run_changes_nothing(bed):
     changed = stats_of(end, "changed")
     which = [f"{r.get('host')}: {r.get('task')}" for r in records if r.get("status") == "changed"]
     assert changed and not any(changed.values()), (changed, which)
+
+
+def test_keystone_issues_a_token_through_the_vip(bed):
+    """The control plane came up with the site: python-openstackclient on this host, through the VIP."""
+    from allmende import paths
+
+    store = paths.collection_module("plugins/plugin_utils/secret_store.py", "allmende_secret_store")
+    password = store.SecretStore(str(bed.inventory_dir)).read_all()["keystone_admin"]
+    vip = ".".join(bed.mgmt_subnet.split("/")[0].split(".")[:3]) + ".250"
+    env = {
+        **os.environ,
+        "OS_AUTH_URL": f"http://{vip}:5000/v3",
+        "OS_USERNAME": "admin",
+        "OS_PASSWORD": password,
+        "OS_PROJECT_NAME": "admin",
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_IDENTITY_API_VERSION": "3",
+    }
+    proc = subprocess.run(
+        [str(BIN / "openstack"), "token", "issue", "-f", "value", "-c", "id"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0 and len(proc.stdout.strip()) > 100, proc.stderr[-2000:]
 
 
 def test_the_data_nic_is_a_port_of_the_ovs_bridge_carrying_tunnel_and_storage(bed):

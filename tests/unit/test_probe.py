@@ -115,3 +115,50 @@ def test_the_cli_probes_real_listeners_and_refuses_bad_targets(tmp_path, capsys)
     bad = cli.main(["probe", "--tcp", "nohost", "--http", "x=ftp://a", "--duration", "1"])
     text = capsys.readouterr().out
     assert bad == 2 and "--tcp 'nohost'" in text and "--http 'x=ftp://a'" in text
+
+
+class _TokenHandler(http.server.BaseHTTPRequestHandler):
+    """Answers POST /v3/auth/tokens like Keystone: 201 and a token for the one right password."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        identity = body["auth"]["identity"]["password"]["user"]
+        scope = body["auth"]["scope"]["project"]
+        good = (
+            self.path == "/v3/auth/tokens"
+            and identity == {"name": "admin", "domain": {"name": "Default"}, "password": "right"}
+            and scope == {"name": "admin", "domain": {"name": "Default"}}
+        )
+        self.send_response(201 if good else 401)
+        if good:
+            self.send_header("X-Subject-Token", "gAAAA-token")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_token_checks_post_the_credentials_from_the_environment(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for key in probe.TOKEN_ENV:
+            monkeypatch.delenv(key, raising=False)
+        with pytest.raises(probe.ProbeError) as err:
+            probe.checks_from_args([], [], 5.0, [f"keystone={url}/v3", "bad=ftp://x"])
+        text = str(err.value)
+        assert "OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME" in text and "--token 'bad=ftp://x'" in text
+        monkeypatch.setenv("OS_USERNAME", "admin")
+        monkeypatch.setenv("OS_PROJECT_NAME", "admin")
+        monkeypatch.setenv("OS_PASSWORD", "right")
+        # with or without the /v3 suffix
+        for target in (f"keystone={url}/v3", f"keystone={url}"):
+            (check,) = probe.checks_from_args([], [], 5.0, [target])
+            check.call()
+        monkeypatch.setenv("OS_PASSWORD", "wrong")
+        (check,) = probe.checks_from_args([], [], 5.0, [f"keystone={url}"])
+        with pytest.raises(probe.ProbeError, match="HTTP 401"):
+            check.call()
+    finally:
+        server.shutdown()
