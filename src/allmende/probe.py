@@ -298,6 +298,14 @@ def parse_target(text: str, kind: str) -> tuple[str, str]:
     return name, value
 
 
+def url_target(text: str, kind: str) -> tuple[str, str]:
+    """NAME=URL of an --http or --token check; the URL must be http(s)."""
+    name, url = parse_target(text, kind)
+    if not url.startswith(("http://", "https://")):
+        raise ProbeError(f"--{kind} {text!r}: the URL must start with http:// or https://")
+    return name, url
+
+
 def checks_from_args(tcp: list[str], http: list[str], rate: float, token: list[str] | None = None) -> list[Check]:
     checks: list[Check] = []
     problems = []
@@ -312,9 +320,7 @@ def checks_from_args(tcp: list[str], http: list[str], rate: float, token: list[s
             problems.append(str(exc))
     for text in http:
         try:
-            name, url = parse_target(text, "http")
-            if not url.startswith(("http://", "https://")):
-                raise ProbeError(f"--http {text!r}: the URL must start with http:// or https://")
+            name, url = url_target(text, "http")
             checks.append(Check(name, http_check(url), rate))
         except ProbeError as exc:
             problems.append(str(exc))
@@ -326,9 +332,7 @@ def checks_from_args(tcp: list[str], http: list[str], rate: float, token: list[s
             credentials = {}
         for text in token:
             try:
-                name, url = parse_target(text, "token")
-                if not url.startswith(("http://", "https://")):
-                    raise ProbeError(f"--token {text!r}: the URL must start with http:// or https://")
+                name, url = url_target(text, "token")
                 if credentials:
                     checks.append(Check(name, token_check(url, credentials), rate))
             except ProbeError as exc:
