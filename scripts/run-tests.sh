@@ -59,7 +59,7 @@ collection() {
 # state directory (testbeds, local registry) and registry port, and runs its scenarios one after
 # another; a scenario's output goes to .build/molecule/<scenario>.log and is printed when it fails.
 # Lanes are filled longest scenario first (minutes measured on a 2-core machine; unknown: 8).
-declare -A MOLECULE_MINUTES=([ceph]=23 [mariadb]=15 [ovn_libvirt]=15 [keystone]=13 [loadbalancer]=13 [memcached]=10
+declare -A MOLECULE_MINUTES=([ceph]=23 [mariadb]=15 [ovn_libvirt]=15 [control_plane]=17 [loadbalancer]=13 [memcached]=10
   [rabbitmq]=10 [network]=5 [bootstrap]=2)
 
 molecule_lane() {

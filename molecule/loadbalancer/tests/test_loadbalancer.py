@@ -16,15 +16,16 @@ import testinfra
 from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
+import failover
 from check_action import deploy, drift
+from failover import wait_for
 
 NAME = os.environ.get("ALLMENDE_TESTBED_NAME", "molecule")
 TESTBED = Testbed.load(NAME)
 assert TESTBED is not None, "the scenario's testbed does not exist"
 NODES = [n for n in TESTBED.nodes if "control" in n.groups]
 HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
-CONTAINER = {n.name: n.container for n in NODES}
-VIP = ".".join(TESTBED.mgmt_subnet.split("/")[0].split(".")[:3]) + ".250"
+VIP = failover.vip_of(TESTBED)
 TLS_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "tls"
 SOCKET = "/run/allmende/haproxy/haproxy.sock"
 PLAYBOOK = "loadbalancer.yml"
@@ -33,6 +34,7 @@ EXTRA = [
     "-e",
     json.dumps(
         {
+            "allmende_loadbalancer_service_roles": [],
             "haproxy_tls_certificate": str(TLS_DIR / "vip.pem"),
             "haproxy_services_extra": {
                 "memcached": {
@@ -54,40 +56,15 @@ EXTRA = [
         }
     ),
 ]
-ALLMENDE = str(Path(sys.executable).parent / "allmende")
 PROBE_DIR = Path(os.environ.get("ALLMENDE_STATE_DIR", "/tmp")) / "probes-loadbalancer"
 
 
 def holders():
-    """The nodes that have the VIP on an interface."""
-    # through podman, not SSH: a killed node simply has no addresses
-    found = []
-    for name, container in CONTAINER.items():
-        out = subprocess.run(
-            ["podman", "exec", container, "ip", "-4", "-o", "addr", "show"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout
-        if f" {VIP}/" in out:
-            found.append(name)
-    return sorted(found)
-
-
-def wait_for(condition, timeout=60.0, step=1.0):
-    """Poll condition() until it returns something true (bounded); its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
+    return failover.holders(TESTBED, VIP)
 
 
 def single_holder():
-    found = holders()
-    return found[0] if len(found) == 1 else None
+    return failover.single_holder(TESTBED, VIP)
 
 
 def stat(host):
@@ -233,54 +210,13 @@ def test_configuration_change_reloads_without_recreate_or_drop():
     assert host.check_output("podman container inspect --format '{{.Id}} {{.State.StartedAt}}' haproxy") == before
 
 
-def probe(case, action, duration=30):
-    """Run `allmende probe` on the monitor URI through the VIP while action() happens after 5 s."""
-    out = PROBE_DIR / case
-    proc = subprocess.Popen(
-        [
-            ALLMENDE,
-            "probe",
-            "--http",
-            f"monitor=http://{VIP}:8404/healthz",
-            "--rate",
-            "5",
-            "--duration",
-            str(duration),
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(5)
-    action()
-    output = proc.communicate(timeout=duration + 60)[0]
-    assert proc.returncode == 0, output
-    data = json.loads((out / "probe.json").read_text())
-    report = data["checks"][0]
-    samples = data["samples"]
-    print(
-        f"{case}: {report['requests']} requests, {report['failures']} failures, "
-        f"longest gap {report['longest_gap']:.2f} s"
-    )
-    (PROBE_DIR / f"{case}.txt").write_text(
-        json.dumps({k: report[k] for k in ("requests", "failures", "longest_gap", "p50", "p95", "errors")})
-    )
-    return report, samples
+def probe(case, action):
+    """`allmende probe` on the monitor URI through the VIP while action() happens."""
+    return failover.probe(PROBE_DIR, case, ["--http", f"monitor=http://{VIP}:8404/healthz"], action)
 
 
 def assert_failover(report, samples, old):
-    new = wait_for(single_holder, 30)
-    assert new and new != old, (old, holders())
-    assert report["requests"] >= 100
-    # service resumed: the last 5 s of the probe answered
-    tail = [s for s in samples if s["start"] > samples[-1]["start"] - 5]
-    assert tail and all(s["ok"] for s in tail), tail
-    # bounded: a few seconds of VRRP failover, not minutes
-    assert report["longest_gap"] < 15, report
-    assert report["failures"] < 75, report
-    return new
+    return failover.assert_failover(TESTBED, VIP, report, samples, old)
 
 
 def test_failover_when_keepalived_stops_on_the_holder():
@@ -298,16 +234,11 @@ def test_failover_when_keepalived_stops_on_the_holder():
 def test_failover_when_the_holder_node_is_killed():
     old = single_holder()
     assert old
-    report, samples = probe(
-        "node-killed", lambda: subprocess.run(["podman", "kill", CONTAINER[old]], check=True, capture_output=True)
-    )
+    report, samples = probe("node-killed", lambda: failover.kill_node(TESTBED, old))
     try:
         new = assert_failover(report, samples, old)
     finally:
-        up = subprocess.run(
-            [ALLMENDE, "testbed", "up", "--name", NAME], capture_output=True, text=True, timeout=600, check=False
-        )
-        assert up.returncode == 0, up.stdout + up.stderr
+        failover.revive(TESTBED)
     # the node is back, its units start again, and it does not take the VIP back (nopreempt)
     host = HOSTS[old]
     for unit in ("allmende-haproxy.service", "allmende-keepalived.service"):

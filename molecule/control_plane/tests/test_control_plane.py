@@ -1,12 +1,15 @@
-"""allmende.cloud.keystone on three control nodes against the real service: tokens behind the
-VIP, the catalog, fernet keys identical everywhere and rotated without invalidating tokens, the
-service users, one node down, and no generated password in any container log or journal."""
+"""playbooks/control_plane.yml on three control nodes against the real services: Galera behind the
+VIP with one writer, tokens issued through the VIP, the catalog, fernet keys identical everywhere
+and rotated without invalidating tokens, the service users, tokens issued without interruption
+while keystone stops on one node and through a VIP failover (keepalived stopped, holder node
+killed) measured with `allmende probe`, and no generated password in any container log or
+journal."""
 
 import json
 import os
+import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,22 +20,23 @@ from allmende import paths
 from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
+import failover
 from check_action import deploy
+from failover import wait_for
 
 TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
 assert TESTBED is not None, "the scenario's testbed does not exist"
 NODES = [n for n in TESTBED.nodes if "control" in n.groups]
 HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
 ADDRESS = {n.name: n.address for n in NODES}
-# No HAProxy yet: the scenario's VIP is node1's address (converge.yml).
-VIP = ADDRESS["node1"]
+VIP = failover.vip_of(TESTBED)
 PUBLIC_URL = f"http://{VIP}:5000"
 PLAYBOOK = "keystone.yml"
-VIP_VARS = ("-e", f"allmende_vip={VIP}")
 UNIT = "allmende-keystone.service"
 SERVICE_USERS = ["glance", "nova", "placement", "neutron", "cinder", "octavia"]
 KEYS = "/etc/allmende/keystone-keys"
 OPENSTACK = str(Path(sys.executable).parent / "openstack")
+PROBE_DIR = Path(os.environ.get("ALLMENDE_STATE_DIR", "/tmp")) / "probes-control-plane"
 
 
 def secrets():
@@ -40,19 +44,22 @@ def secrets():
     return store.SecretStore(str(TESTBED.inventory_dir)).read_all()
 
 
-def openstack(*args, user="admin", project="admin", url=PUBLIC_URL):
-    password = secrets()["keystone_admin" if user == "admin" else f"keystone_user_{user}"]
-    env = {
-        **os.environ,
+def credentials(user="admin", project="admin", url=PUBLIC_URL):
+    """The openstack CLI's OS_* environment for a user (the secret never on a command line)."""
+    return {
         "OS_AUTH_URL": f"{url}/v3",
         "OS_USERNAME": user,
-        "OS_PASSWORD": password,
+        "OS_PASSWORD": secrets()["keystone_admin" if user == "admin" else f"keystone_user_{user}"],
         "OS_PROJECT_NAME": project,
         "OS_USER_DOMAIN_NAME": "Default",
         "OS_PROJECT_DOMAIN_NAME": "Default",
         "OS_IDENTITY_API_VERSION": "3",
         "OS_INTERFACE": "public",
     }
+
+
+def openstack(*args, user="admin", project="admin", url=PUBLIC_URL):
+    env = {**os.environ, **credentials(user, project, url)}
     proc = subprocess.run(
         [OPENSTACK, *args, "-f", "json"], capture_output=True, text=True, timeout=120, env=env, check=False
     )
@@ -134,7 +141,7 @@ def test_a_token_issued_before_a_rotation_validates_after_it_on_every_node():
     before_keys = repositories("fernet-keys")["node1"]
     old = token()
     assert validate(old) == 200
-    deploy(PLAYBOOK, "-e", "allmende_action=rotate", *VIP_VARS)
+    deploy(PLAYBOOK, "-e", "allmende_action=rotate")
     after = repositories("fernet-keys")
     # rotated: a new primary on every node, the same repository everywhere
     assert max(map(int, after["node1"])) == max(map(int, before_keys)) + 1, (before_keys, after["node1"])
@@ -146,29 +153,84 @@ def test_a_token_issued_before_a_rotation_validates_after_it_on_every_node():
     for name in HOSTS:
         assert validate(new, url=f"http://{ADDRESS[name]}:5000") == 200, name
     # a second deploy after the rotation changes no key
-    deploy(PLAYBOOK, *VIP_VARS)
+    deploy(PLAYBOOK)
     assert repositories("fernet-keys") == after
 
 
-def test_stopping_keystone_on_one_node_leaves_the_others_serving():
+def mysql(host, sql):
+    """A query on the host's MariaDB (root over the container's socket)."""
+    return host.check_output(f"podman exec mariadb mariadb -N -B -e {shlex.quote(sql)}")
+
+
+def test_galera_has_three_synced_members_and_keystone_data_on_each():
+    for name, host in HOSTS.items():
+        assert mysql(host, "SHOW STATUS LIKE 'wsrep_cluster_size'").split() == ["wsrep_cluster_size", "3"], name
+        assert mysql(host, "SHOW STATUS LIKE 'wsrep_local_state_comment'").split()[1] == "Synced", name
+    # keystone's rows went through the VIP to the one writer and are on every member
+    counts = {name: mysql(host, "SELECT COUNT(*) FROM keystone.user") for name, host in HOSTS.items()}
+    assert len(set(counts.values())) == 1 and int(counts["node1"]) >= 1 + len(SERVICE_USERS), counts
+
+
+def token_probe(case, action):
+    """Tokens issued through the VIP at 5/s for 30 s while action() happens (after 5 s)."""
+    return failover.probe(PROBE_DIR, case, ["--token", f"keystone={PUBLIC_URL}/v3"], action, env=credentials())
+
+
+def keystone_answers(name):
+    try:
+        return requests.get(f"http://{ADDRESS[name]}:5000/v3", timeout=5).status_code == 200
+    except requests.RequestException:  # refused, or accepted but not answered yet
+        return False
+
+
+def test_tokens_are_issued_without_a_failure_while_keystone_stops_on_one_node():
     node2 = HOSTS["node2"]
     try:
-        node2.check_output(f"systemctl stop {UNIT}")
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"http://{ADDRESS['node2']}:5000/v3", timeout=10)
-        for name in ("node1", "node3"):
-            assert token(url=f"http://{ADDRESS[name]}:5000")
+        report, _samples = token_probe("keystone-stopped", lambda: node2.check_output(f"systemctl stop {UNIT}"))
+        assert not keystone_answers("node2")
     finally:
         node2.check_output(f"systemctl start {UNIT}")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://{ADDRESS['node2']}:5000/v3", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:  # refused, or accepted but not answered yet
-            pass
-        time.sleep(2)
+    assert report["requests"] >= 100 and report["failures"] == 0, report
+    assert wait_for(lambda: keystone_answers("node2"), 90, 2)
     assert token(url=f"http://{ADDRESS['node2']}:5000")
+
+
+def test_tokens_resume_when_keepalived_stops_on_the_vip_holder():
+    old = failover.single_holder(TESTBED, VIP)
+    assert old
+    unit = "allmende-keepalived.service"
+    try:
+        report, samples = token_probe("keepalived-stopped", lambda: HOSTS[old].check_output(f"systemctl stop {unit}"))
+        failover.assert_failover(TESTBED, VIP, report, samples, old)
+    finally:
+        HOSTS[old].run(f"systemctl start {unit}")
+    assert wait_for(lambda: HOSTS[old].service(unit).is_running, 30)
+
+
+def synced(host):
+    try:
+        return mysql(host, "SHOW STATUS LIKE 'wsrep_local_state_comment'").split()[1] == "Synced"
+    except AssertionError:  # not running yet
+        return False
+
+
+def test_tokens_resume_when_the_vip_holder_node_is_killed_and_it_rejoins():
+    old = failover.single_holder(TESTBED, VIP)
+    assert old
+    rows = mysql(HOSTS[old], "SELECT COUNT(*) FROM keystone.user")
+    try:
+        report, samples = token_probe("node-killed", lambda: failover.kill_node(TESTBED, old))
+        failover.assert_failover(TESTBED, VIP, report, samples, old)
+    finally:
+        failover.revive(TESTBED)
+    # the node's services start again by themselves; Galera takes it back in
+    host = HOSTS[old]
+    for unit in ("allmende-haproxy.service", "allmende-keepalived.service", "allmende-mariadb.service", UNIT):
+        assert wait_for(lambda u=unit: host.service(u).is_running, 180, 3), unit
+    assert wait_for(lambda: synced(host), 300, 5), mysql(host, "SHOW STATUS LIKE 'wsrep_%state%'")
+    assert mysql(host, "SELECT COUNT(*) FROM keystone.user") == rows
+    assert wait_for(lambda: keystone_answers(old), 120, 3)
+    assert token(url=f"http://{ADDRESS[old]}:5000")
 
 
 def test_no_generated_password_in_any_container_log_or_journal():
