@@ -55,107 +55,146 @@ collection() {
   pytest -q tests/integration/test_collection.py
 }
 
-# Scenarios run in MOLECULE_LANES parallel lanes (default 2): each lane has its own testbed name,
-# state directory (testbeds, local registry) and registry port, and runs its scenarios one after
-# another; a scenario's output goes to .build/molecule/<scenario>.log and is printed when it fails.
-# Lanes are filled longest scenario first (minutes measured on a 2-core machine; unknown: 8).
-declare -A MOLECULE_MINUTES=([ceph]=23 [mariadb]=15 [ovn_libvirt]=15 [control_plane]=17 [loadbalancer]=13 [memcached]=10
-  [rabbitmq]=10 [network]=5 [bootstrap]=2)
+# The molecule scenarios and the integration tests' parts are jobs, run in MOLECULE_LANES parallel
+# lanes (default 2). Every lane has its own testbed name, state directory (testbeds, local registry)
+# and registry port, and runs its jobs one after another; all lanes share one NetBox
+# (ALLMENDE_NETBOX_DIR). A job's output goes to .build/jobs/<job>.log and is printed when it fails.
+# Lanes are filled longest job first (minutes measured on a 2-core machine with two lanes; unknown: 8).
+declare -A JOB_MINUTES=([ceph]=23 [mariadb]=15 [ovn_libvirt]=15 [control_plane]=17 [loadbalancer]=13 [memcached]=10
+  [rabbitmq]=10 [network]=5 [bootstrap]=2 [it-host]=6 [it-driver]=6 [it-images]=6 [it-netbox]=16)
+INTEGRATION_JOBS="it-host it-driver it-images it-netbox"
 
-molecule_lane() {
+it-host() {
+  stage "fresh machine: scripts/host-prereqs.sh in a fresh Debian 12 container"
+  python scripts/check-fresh-machine.py || return
+  stage "driver exit codes, run records and the secrets store (on the controller)"
+  pytest -q tests/integration/test_exit_codes.py tests/integration/test_secrets.py
+}
+
+it-driver() {
+  stage "driver integration (testbed)"
+  pytest -q tests/integration/test_driver.py
+}
+
+it-images() {
+  stage "images: memcached built twice (the second builds nothing), kolla contract on 127.0.0.1, pushed to the local registry and pulled by a node over TLS"
+  pytest -q tests/integration/test_images.py
+}
+
+it-netbox() {
+  stage "NetBox integration (real NetBox on 127.0.0.1)"
+  if [ -n "${netbox_log:-}" ]; then
+    # started in the background at the beginning (its first database migration takes minutes);
+    # its exit status lands in a file, so a lane can wait for it (bounded: 40 min)
+    local waited=0
+    while [ ! -s "$netbox_log.rc" ] && ((waited < 2400)); do sleep 5; waited=$((waited + 5)); done
+    cat "$netbox_log"
+    [ "$(cat "$netbox_log.rc" 2>/dev/null)" = 0 ] || { echo "allmende netbox up failed"; return 1; }
+  else
+    allmende netbox up || return
+  fi
+  pytest -q tests/integration/test_netbox.py || return
+  stage "testbed registered in NetBox: allmende apply site twice, Ceph, OVN data plane over Geneve"
+  pytest -q tests/integration/test_testbed_netbox.py
+}
+
+# (a job runs where `set -e` does not apply: every step of an it-* job returns on failure itself)
+run_job() {
+  case "$1" in
+    it-*) "$1" ;;
+    *) molecule test -s "$1" ;;
+  esac
+}
+
+lane() {
   local lane=$1; shift
-  local scenario rc=0
-  for scenario in "$@"; do
-    printf '=== molecule %s (lane %s, %s)\n' "$scenario" "$lane" "$(date +%T)"
+  local job rc=0
+  for job in "$@"; do
+    printf '=== %s (lane %s, %s)\n' "$job" "$lane" "$(date +%T)"
     local begin=$SECONDS
-    if molecule test -s "$scenario" >"$ROOT/.build/molecule/$scenario.log" 2>&1; then
-      printf '=== molecule %s passed in %ss\n' "$scenario" "$((SECONDS - begin))"
+    if run_job "$job" >"$ROOT/.build/jobs/$job.log" 2>&1; then
+      printf '=== %s passed in %ss\n' "$job" "$((SECONDS - begin))"
     else
-      printf '=== molecule %s FAILED in %ss (log below)\n' "$scenario" "$((SECONDS - begin))"
-      echo "$scenario" >>"$ROOT/.build/molecule/failed"
+      printf '=== %s FAILED in %ss (log below)\n' "$job" "$((SECONDS - begin))"
+      echo "$job" >>"$ROOT/.build/jobs/failed"
       rc=1
     fi
   done
   return $rc
 }
 
-molecule_stage() {
-  local lanes=${MOLECULE_LANES:-2} i best scenario
-  mkdir -p .build/molecule
-  rm -f .build/molecule/failed
+jobs_stage() {
+  local lanes=${MOLECULE_LANES:-2} i best job
+  mkdir -p .build/jobs
+  rm -f .build/jobs/failed
   local -a order load assigned
-  mapfile -t order < <(for scenario in $MOLECULE_SCENARIOS; do
-    echo "${MOLECULE_MINUTES[$scenario]:-8} $scenario"; done | sort -k1,1nr -k2 | cut -d' ' -f2)
+  mapfile -t order < <(for job in "$@"; do
+    echo "${JOB_MINUTES[$job]:-8} $job"; done | sort -k1,1nr -k2 | cut -d' ' -f2)
   for ((i = 0; i < lanes; i++)); do load[i]=0; assigned[i]=""; done
-  for scenario in "${order[@]}"; do
+  for job in "${order[@]}"; do
     best=0
     for ((i = 1; i < lanes; i++)); do ((load[i] < load[best])) && best=$i; done
-    load[best]=$((load[best] + ${MOLECULE_MINUTES[$scenario]:-8}))
-    assigned[best]+=" $scenario"
+    load[best]=$((load[best] + ${JOB_MINUTES[$job]:-8}))
+    assigned[best]+=" $job"
   done
   local -a pids
+  export ALLMENDE_NETBOX_DIR=$netbox_dir
   for ((i = 0; i < lanes; i++)); do
     [ -n "${assigned[i]}" ] || continue
     local -a list
     read -ra list <<<"${assigned[i]}"
-    stage "molecule lane $((i + 1)):${assigned[i]}"
+    stage "lane $((i + 1)) (about ${load[i]} min):${assigned[i]}"
     # lane 1 keeps the defaults (testbed "molecule", the user's state directory, registry port 5043)
     if ((i == 0)); then
-      molecule_lane 1 "${list[@]}" &
+      lane 1 "${list[@]}" &
     else
       ALLMENDE_TESTBED_NAME="molecule-lane$((i + 1))" ALLMENDE_STATE_DIR="$ROOT/.build/state-lane$((i + 1))" \
-        ALLMENDE_REGISTRY_PORT=$((5043 + i)) molecule_lane $((i + 1)) "${list[@]}" &
+        ALLMENDE_REGISTRY_PORT=$((5043 + i)) lane $((i + 1)) "${list[@]}" &
     fi
     pids+=($!)
   done
   local failed=0
   for i in "${pids[@]}"; do wait "$i" || failed=1; done
   if ((failed)); then
-    while read -r scenario; do
-      printf '\n=== log of the failed scenario %s\n' "$scenario"
-      cat ".build/molecule/$scenario.log"
-    done <.build/molecule/failed
+    while read -r job; do
+      printf '\n=== log of the failed job %s\n' "$job"
+      cat ".build/jobs/$job.log"
+    done <.build/jobs/failed
     return 1
   fi
-}
-
-integration() {
-  stage "fresh machine: scripts/host-prereqs.sh in a fresh Debian 12 container"
-  python scripts/check-fresh-machine.py
-  stage "driver exit codes, run records and the secrets store (on the controller)"
-  pytest -q tests/integration/test_exit_codes.py tests/integration/test_secrets.py
-  stage "driver integration (testbed)"
-  pytest -q tests/integration/test_driver.py
-  stage "images: memcached built twice (the second builds nothing), kolla contract on 127.0.0.1, pushed to the local registry and pulled by a node over TLS"
-  pytest -q tests/integration/test_images.py
-  stage "NetBox integration (real NetBox on 127.0.0.1)"
-  if [ -n "${netbox_pid:-}" ]; then
-    # started in the background at the beginning (its first database migration takes minutes)
-    wait "$netbox_pid" || { cat "$netbox_log"; echo "allmende netbox up failed"; exit 1; }
-    cat "$netbox_log"
-  else
-    allmende netbox up
-  fi
-  pytest -q tests/integration/test_netbox.py
-  stage "testbed registered in NetBox: allmende apply site twice, Ceph, OVN data plane over Geneve"
-  pytest -q tests/integration/test_testbed_netbox.py
 }
 
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(lint unit sanity collection molecule integration)
 start=$(date +%s)
-if [[ " ${stages[*]} " == *" integration "* ]] && [ "${stages[0]}" != integration ]; then
-  # NetBox comes up (and on a fresh machine migrates its database) while the other stages run.
+# one NetBox for every lane: the user's own
+netbox_dir=${ALLMENDE_NETBOX_DIR:-$(python -c 'from allmende import netbox_server; print(netbox_server.netbox_dir())')}
+if [[ " ${stages[*]} " == *" integration "* ]]; then
+  # NetBox comes up (and on a fresh machine migrates its database) while the other jobs run.
   mkdir -p .build
-  netbox_log=.build/netbox-up.log
-  allmende netbox up >"$netbox_log" 2>&1 &
-  netbox_pid=$!
+  netbox_log=$ROOT/.build/netbox-up.log
+  rm -f "$netbox_log.rc"
+  (allmende netbox up >"$netbox_log" 2>&1 && echo 0 >"$netbox_log.rc" || echo 1 >"$netbox_log.rc") &
 fi
+# molecule and integration run together: their jobs share the lanes
+jobs=()
 for s in "${stages[@]}"; do
   case "$s" in
-    lint|unit|sanity|collection|integration) "$s" ;;
-    molecule) molecule_stage ;;
+    lint|unit|sanity|collection) ;;
+    molecule) read -ra scenarios <<<"$MOLECULE_SCENARIOS"; jobs+=("${scenarios[@]}") ;;
+    integration) read -ra parts <<<"$INTEGRATION_JOBS"; jobs+=("${parts[@]}") ;;
     *) echo "unknown stage $s (lint unit sanity collection molecule integration)"; exit 2 ;;
+  esac
+done
+ran_jobs=0
+for s in "${stages[@]}"; do
+  case "$s" in
+    lint|unit|sanity|collection) "$s" ;;
+    molecule|integration)
+      ((ran_jobs)) && continue
+      ran_jobs=1
+      jobs_stage "${jobs[@]}"
+      ;;
   esac
 done
 printf '\nall stages passed: %s in %ss\n' "${stages[*]}" "$(( $(date +%s) - start ))"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from allmende import paths, redact, runs, testbed
+from allmende import netbox_server, paths, redact, runs, testbed
 
 KEY_LINE = re.compile(r"^\s*key\s*=\s*(\S+)\s*$", re.MULTILINE)
 
@@ -29,7 +29,7 @@ class AuditResult:
 
 
 def netbox_secrets(state: Path) -> list[str]:
-    path = state / "netbox" / "secrets.json"
+    path = netbox_server.netbox_dir(state) / "secrets.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):

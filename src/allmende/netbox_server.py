@@ -107,8 +107,15 @@ class NetboxInstance:
         return {**os.environ, "NETBOX_ROOT": str(self.root), "DJANGO_SETTINGS_MODULE": "netbox.settings"}
 
 
+def netbox_dir(state: Path | None = None) -> Path:
+    """Where the local NetBox lives: ALLMENDE_NETBOX_DIR (one NetBox shared by several state
+    directories, as the test lanes do), else `netbox` in the state directory."""
+    env = os.environ.get("ALLMENDE_NETBOX_DIR")
+    return Path(env) if env else (state or paths.state_dir()) / "netbox"
+
+
 def instance(port: int | None = None) -> NetboxInstance:
-    base = paths.state_dir() / "netbox"
+    base = netbox_dir()
     saved = base / "port"
     if port is None:
         port = int(saved.read_text()) if saved.exists() else DEFAULT_PORT

@@ -21,7 +21,8 @@ NO_CONTROL = str(HERE / "data" / "local" / "no-control.yml")
 
 @pytest.fixture
 def env(tmp_path):
-    return {**os.environ, "ALLMENDE_STATE_DIR": str(tmp_path / "state"), "NETBOX_API": "", "NETBOX_TOKEN": ""}
+    state = {"ALLMENDE_STATE_DIR": str(tmp_path / "state"), "NETBOX_API": "", "NETBOX_TOKEN": ""}
+    return {**{k: v for k, v in os.environ.items() if k != "ALLMENDE_NETBOX_DIR"}, **state}
 
 
 def allmende(env, *args, timeout=300):

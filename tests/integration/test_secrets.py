@@ -12,7 +12,8 @@ from allmende.errors import ExitCode
 
 @pytest.fixture
 def env(tmp_path):
-    return {**os.environ, "ALLMENDE_STATE_DIR": str(tmp_path / "state"), "NETBOX_API": "", "NETBOX_TOKEN": ""}
+    state = {"ALLMENDE_STATE_DIR": str(tmp_path / "state"), "NETBOX_API": "", "NETBOX_TOKEN": ""}
+    return {**{k: v for k, v in os.environ.items() if k != "ALLMENDE_NETBOX_DIR"}, **state}
 
 
 def _site(tmp_path):

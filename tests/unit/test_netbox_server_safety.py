@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from allmende import netbox_server
+from allmende import audit, netbox_server
 
 
 def test_sql_with_the_password_goes_in_on_stdin_never_as_an_argument(monkeypatch, tmp_path):
@@ -61,3 +61,14 @@ def test_a_pid_file_of_a_live_process_reads_as_running(tmp_path):
     pidfile = tmp_path / "x.pid"
     pidfile.write_text(f"{subprocess.os.getpid()}\n")
     assert netbox_server._alive(pidfile) is True
+
+
+def test_one_netbox_can_serve_several_state_directories(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALLMENDE_STATE_DIR", str(tmp_path / "lane2"))
+    monkeypatch.delenv("ALLMENDE_NETBOX_DIR", raising=False)
+    assert netbox_server.instance().base == tmp_path / "lane2" / "netbox"
+    monkeypatch.setenv("ALLMENDE_NETBOX_DIR", str(tmp_path / "shared"))
+    assert netbox_server.instance().base == tmp_path / "shared"
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "secrets.json").write_text('{"api_token": "t0ken-in-the-shared-netbox"}')
+    assert audit.netbox_secrets(tmp_path / "lane2") == ["t0ken-in-the-shared-netbox"]
