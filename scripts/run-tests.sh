@@ -181,8 +181,8 @@ jobs=()
 for s in "${stages[@]}"; do
   case "$s" in
     lint|unit|sanity|collection) ;;
-    molecule) read -ra scenarios <<<"$MOLECULE_SCENARIOS"; jobs+=("${scenarios[@]}") ;;
-    integration) read -ra parts <<<"$INTEGRATION_JOBS"; jobs+=("${parts[@]}") ;;
+    molecule) read -r -d '' -a scenarios <<<"$MOLECULE_SCENARIOS" || true; jobs+=("${scenarios[@]}") ;;
+    integration) read -r -d '' -a parts <<<"$INTEGRATION_JOBS" || true; jobs+=("${parts[@]}") ;;
     *) echo "unknown stage $s (lint unit sanity collection molecule integration)"; exit 2 ;;
   esac
 done
