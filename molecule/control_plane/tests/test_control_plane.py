@@ -171,6 +171,12 @@ def test_galera_has_three_synced_members_and_keystone_data_on_each():
     assert len(set(counts.values())) == 1 and int(counts["node1"]) >= 1 + len(SERVICE_USERS), counts
 
 
+def test_rabbitmq_cluster_lists_three_running_nodes():
+    for name, host in HOSTS.items():
+        status = json.loads(host.check_output("podman exec rabbitmq rabbitmqctl -q cluster_status --formatter json"))
+        assert sorted(status["running_nodes"]) == [f"rabbit@{n}" for n in sorted(HOSTS)], name
+
+
 def token_probe(case, action):
     """Tokens issued through the VIP at 5/s for 30 s while action() happens (after 5 s)."""
     return failover.probe(PROBE_DIR, case, ["--token", f"keystone={PUBLIC_URL}/v3"], action, env=credentials())
