@@ -14,21 +14,15 @@ from pathlib import Path
 
 import pytest
 import requests
-import testinfra
 
 from allmende import paths
-from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 import failover
 from check_action import deploy
 from failover import wait_for
+from scenario_hosts import ADDRESS, HOSTS, TESTBED
 
-TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
-assert TESTBED is not None, "the scenario's testbed does not exist"
-NODES = [n for n in TESTBED.nodes if "control" in n.groups]
-HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
-ADDRESS = {n.name: n.address for n in NODES}
 VIP = failover.vip_of(TESTBED)
 PUBLIC_URL = f"http://{VIP}:5000"
 PLAYBOOK = "keystone.yml"

@@ -11,20 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-import testinfra
-
-from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 import failover
 from check_action import deploy, drift
 from failover import wait_for
+from scenario_hosts import HOSTS, TESTBED
 
-NAME = os.environ.get("ALLMENDE_TESTBED_NAME", "molecule")
-TESTBED = Testbed.load(NAME)
-assert TESTBED is not None, "the scenario's testbed does not exist"
-NODES = [n for n in TESTBED.nodes if "control" in n.groups]
-HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
 VIP = failover.vip_of(TESTBED)
 TLS_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "tls"
 SOCKET = "/run/allmende/haproxy/haproxy.sock"

@@ -2,7 +2,6 @@
 replication, and the must-shows: recovery of a cluster killed hard from its most advanced node,
 never from a stale one, and a backup that a restore brings back."""
 
-import os
 import shlex
 import sys
 import threading
@@ -10,18 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-import testinfra
-
-from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 from check_action import deploy
+from scenario_hosts import ADDRESS, HOSTS
 
-TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
-assert TESTBED is not None, "the scenario's testbed does not exist"
-NODES = [n for n in TESTBED.nodes if "control" in n.groups]
-HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
-ADDRESS = {n.name: n.address for n in NODES}
 PLAYBOOK = "mariadb.yml"
 UNIT = "allmende-mariadb.service"
 DATADIR = "/var/lib/allmende/mariadb"

@@ -1,24 +1,16 @@
 """memcached in containers through the service_container mechanism: systemd supervision, the
 cache answering, restarts and recreates of only what changed, the check and stop actions."""
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import testinfra
-
-from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 from check_action import deploy, drift
+from scenario_hosts import ADDRESS, HOSTS
 
-TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
-assert TESTBED is not None, "the scenario's testbed does not exist"
-NODES = [n for n in TESTBED.nodes if "control" in n.groups]
-HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
-ADDRESS = {n.name: n.address for n in NODES}
 PLAYBOOK = "memcached.yml"
 UNIT = "allmende-memcached.service"
 

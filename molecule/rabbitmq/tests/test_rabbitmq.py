@@ -4,7 +4,6 @@ restart of every node one at a time and through a rolling recreate with the queu
 check action reporting drift, and no generated secret in any run output, container log or journal."""
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -13,19 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
 
 from allmende import paths
-from allmende.testbed import Testbed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
 from check_action import deploy, drift
+from scenario_hosts import ADDRESS, HOSTS, TESTBED
 
-TESTBED = Testbed.load(os.environ.get("ALLMENDE_TESTBED_NAME", "molecule"))
-assert TESTBED is not None, "the scenario's testbed does not exist"
-NODES = [n for n in TESTBED.nodes if "control" in n.groups]
-HOSTS = {n.name: testinfra.get_host(f"ssh://{n.name}?ssh_config={TESTBED.ssh_config}") for n in NODES}
-ADDRESS = {n.name: n.address for n in NODES}
 PLAYBOOK = "rabbitmq.yml"
 UNIT = "allmende-rabbitmq.service"
 SERVICES = ["nova", "neutron", "cinder", "octavia"]
