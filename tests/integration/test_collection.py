@@ -33,6 +33,8 @@ PLUGINS = {
         "allmende.cloud.networkd_units",
         "allmende.cloud.networkd_drift",
         "allmende.cloud.ovsdb_cluster_plan",
+        "allmende.cloud.scs_flavor",
+        "allmende.cloud.scs_flavor_problems",
     ],
 }
 
