@@ -192,7 +192,12 @@ def foreign_disk():
     other_fsid = str(uuid.uuid4())
     script = (
         "set -e; truncate -s 1G /var/tmp/allmende-foreign.img; "
-        "dev=$(losetup -f --show /var/tmp/allmende-foreign.img); "
+        # the node's /dev holds the loop devices that existed when it started: a newer free one
+        # (other testbeds on the machine took the rest) gets its device node first
+        # (`losetup -f` then says "/dev/loopN (lost)")
+        "for try in 1 2 3; do dev=$(losetup -f); dev=${dev%% *}; "
+        '[ -b "$dev" ] || mknod "$dev" b 7 "${dev#/dev/loop}"; '
+        'losetup "$dev" /var/tmp/allmende-foreign.img && break; dev=; done; [ -n "$dev" ]; '
         # A copy of a real label, then made another cluster's (new fsid, uuid, id and key).
         f"dd if={own} of=$dev bs=4096 count=1 status=none; "
         f"ceph-bluestore-tool set-label-key --dev $dev -k ceph_fsid -v {other_fsid}; "
