@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .build/collections/ansible_collections/allmende/cloud
 
-.PHONY: cloud test prereqs venv lint unit sanity collection molecule integration bench bench-netbox clean
+.PHONY: cloud test test-long prereqs venv lint unit sanity collection molecule integration bench bench-netbox clean
 
 ## cloud: a local NetBox, the testbed registered in it, and the cloud deployed onto it (the main job)
 cloud: venv
@@ -17,6 +17,10 @@ cloud: venv
 ## test: everything CI runs (lint, unit tests, collection build, molecule scenarios, driver integration)
 test: venv
 	scripts/run-tests.sh
+
+## test-long: what `make test` runs, and the long scenarios (scripts/run-tests.sh: LONG_SCENARIOS)
+test-long: venv
+	ALLMENDE_TEST_LONG=1 scripts/run-tests.sh
 
 prereqs:
 	scripts/host-prereqs.sh
