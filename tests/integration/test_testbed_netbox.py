@@ -2,7 +2,8 @@
 
 NetBox -> inventory plugin allmende.cloud.netbox -> `allmende apply network`, then `allmende apply
 site` (bootstrap, host networking with the data NIC on the Open vSwitch bridge br-data, OVS/OVN
-with the tunnel on br-data, libvirt, Ceph on the storage network) twice: 0 failed, then 0 changed.
+with the tunnel on br-data, libvirt, Ceph on the storage network) twice: 0 failed, then 0 changed;
+then in check mode: 0 failed.
 Then Ceph's health and monitor addresses, the OVN chassis' encap IPs, and packets (ICMP and a TCP
 transfer) between two logical ports on different chassis across the Geneve tunnel.
 """
@@ -76,10 +77,11 @@ def bed():
         print("\ntimings (s): " + ", ".join(f"{k}={v:.0f}" for k, v in TIMINGS.items()))
 
 
-def apply_json(tb, target):
+def apply_json(tb, target, *args):
     start = time.monotonic()
-    proc = allmende("apply", target, "-i", str(tb.inventory_dir), "--json")
-    TIMINGS[f"apply {target}" + (" again" if f"apply {target}" in TIMINGS else "")] = time.monotonic() - start
+    proc = allmende("apply", target, "-i", str(tb.inventory_dir), "--json", *args)
+    what = " ".join(("apply", target, *args))
+    TIMINGS[what + (" again" if what in TIMINGS else "")] = time.monotonic() - start
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return proc, records[-1] if records else {}, records
 
@@ -130,6 +132,14 @@ def test_a_second_site_run_changes_nothing(bed):
     changed = stats_of(end, "changed")
     which = [f"{r.get('host')}: {r.get('task')}" for r in records if r.get("status") == "changed"]
     assert changed and not any(changed.values()), (changed, which)
+
+
+def test_check_mode_on_the_deployed_site_fails_nothing(bed):
+    proc, end, records = apply_json(bed, "site", "--check")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    failed = stats_of(end, "failures")
+    which = [f"{r.get('host')}: {r.get('task')}" for r in records if r.get("status") == "failed"]
+    assert failed and not any(failed.values()), (failed, which)
 
 
 def test_the_data_nic_is_a_port_of_the_ovs_bridge_carrying_tunnel_and_storage(bed):
