@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build upstream kolla's keystone image with kolla's own `kolla-build` and push it to the local registry.
 
 The kolla contract check (docs/images.md, "Checked against kolla-build"): PyPI `kolla` at the
@@ -12,7 +11,7 @@ mirror and PyPI, and scripts/kolla/template-overrides.j2 holds what kolla's temp
 The keystone image goes to the local registry (`allmende registry up`) as
 `127.0.0.1:<port>/<namespace>/keystone:<tag>`. Prints the build time and the size of each image.
 
-Usage: scripts/kolla-build-keystone.py [--release 2026.1] [--namespace kolla] [--tag TAG] [--no-push]
+Usage: .venv/bin/python scripts/kolla-build-keystone.py [--release 2026.1] [--namespace kolla] [--tag TAG] [--no-push]
 """
 
 from __future__ import annotations
@@ -199,7 +198,9 @@ def build_images(state: Path, manifest: dict, constraints: Path, namespace: str,
         log(f"kolla-build --config-file {conf} ^keystone$ (and its parents)")
         start = time.monotonic()
         env = dict(os.environ, PATH=f"{kolla_build.parent}:{os.environ.get('PATH', '')}")
-        build = subprocess.run([str(kolla_build), "--config-file", str(conf), "^keystone$"], env=env, timeout=5400)
+        build = subprocess.run(
+            [str(kolla_build), "--config-file", str(conf), "^keystone$"], env=env, timeout=5400, check=False
+        )
         seconds = time.monotonic() - start
     finally:
         service.terminate()

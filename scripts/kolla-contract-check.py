@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The kolla contract, checked: the keystone role on the keystone image of upstream kolla's kolla-build.
 
 A testbed (3 control nodes) gets the control plane of scripts/kolla/contract-check.yml: HAProxy
@@ -8,7 +7,7 @@ scripts/kolla-build-keystone.py built with kolla-build and pushed to the local r
 (allmende_image_namespace: kolla, allmende_image_tags: {keystone: <release>-debian-trixie}).
 Then `openstack token issue` runs from this machine against the VIP, and the testbed goes away.
 
-Usage: scripts/kolla-contract-check.py [--name kolla] [--release 2026.1] [--skip-build] [--keep]
+Usage: .venv/bin/python scripts/kolla-contract-check.py [--name kolla] [--release 2026.1] [--skip-build] [--keep]
 (ALLMENDE_STATE_DIR, ALLMENDE_REGISTRY_PORT as for every command; docs/images.md.)
 """
 

@@ -55,7 +55,7 @@ def main():
                 )
         elif op == "get":
             bodies = []
-            for _ in range(req.get("count", 1)):
+            for _index in range(req.get("count", 1)):
                 method, _props, body = ch.basic_get(queue=req["queue"], auto_ack=True)
                 if method is None:
                     break
