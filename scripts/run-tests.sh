@@ -70,7 +70,7 @@ collection() {
 # and registry port, and runs its jobs one after another; all lanes share one NetBox
 # (ALLMENDE_NETBOX_DIR). A job's output goes to .build/jobs/<job>.log and is printed when it fails.
 # Lanes are filled longest job first (minutes measured on a 2-core machine with two lanes; unknown: 8).
-declare -A JOB_MINUTES=([control_plane]=40 [ceph]=33 [it-netbox]=30 [loadbalancer]=28 [mariadb]=22 [ovn_libvirt]=22
+declare -A JOB_MINUTES=([control_plane]=40 [ceph]=33 [it-netbox]=36 [loadbalancer]=28 [mariadb]=22 [ovn_libvirt]=22
   [rabbitmq]=15 [memcached]=14 [it-images]=8 [network]=6 [it-driver]=6 [it-host]=4 [bootstrap]=3)
 INTEGRATION_JOBS="it-host it-driver it-images it-netbox"
 
